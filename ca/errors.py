@@ -1,0 +1,61 @@
+"""One exception tree for the authority, each class with a stable HTTP status.
+
+`status_for` is the single place that maps an exception to an HTTP status; ledger
+exceptions (which cannot import this module) are mapped there too.
+"""
+
+from __future__ import annotations
+
+from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
+
+
+class CAError(Exception):
+    """Base class: `message` is safe to show an operator or a client."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(CAError):
+    """The home, the config file or a command-line option is wrong."""
+
+    status = 500
+
+
+class PasswordError(CAError):
+    """A password is wrong, missing or unreadable."""
+
+    status = 500
+
+
+class BadRequest(CAError, ValueError):
+    status = 400
+
+
+class AuthError(CAError):
+    status = 401
+
+
+class PolicyError(CAError):
+    status = 403
+
+
+class NotFound(CAError):
+    status = 404
+
+
+class SignerError(CAError):
+    status = 500
+
+
+def status_for(exc: BaseException) -> int:
+    if isinstance(exc, CAError):
+        return exc.status
+    if isinstance(exc, ConcurrencyConflict):
+        return 409
+    if isinstance(exc, (IntegrityViolation, SchemaError, LedgerError)):
+        return 500
+    return 500

@@ -1,0 +1,34 @@
+"""The append-only, hash-chained event ledger. Knows nothing of HTTP, keys or projections."""
+
+from ledger.canonical import canonical_bytes, canonical_json
+from ledger.database import create_engine, is_sqlite
+from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
+from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
+from ledger.hashing import GENESIS_HASH, event_hash
+from ledger.store import AppendTransaction, EventStore, InlineApplier
+from ledger.upcasting import Upcasters
+from ledger.verify import Verified, verify_chain
+
+__all__ = [
+    "GENESIS_HASH",
+    "AppendTransaction",
+    "ConcurrencyConflict",
+    "EventStore",
+    "Head",
+    "InlineApplier",
+    "IntegrityViolation",
+    "LedgerError",
+    "NewEvent",
+    "RecordedEvent",
+    "SchemaError",
+    "Upcasters",
+    "Verified",
+    "canonical_bytes",
+    "canonical_json",
+    "create_engine",
+    "event_hash",
+    "format_time",
+    "is_sqlite",
+    "parse_time",
+    "verify_chain",
+]

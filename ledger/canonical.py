@@ -1,0 +1,51 @@
+"""Canonical JSON: the one byte form of a payload that is hashed and stored.
+
+Keys sorted, no insignificant whitespace, UTF-8, and no floats: a float's text form is
+not stable across languages and versions, so a payload that needs a fraction carries it
+as a string. Two equal payloads always produce the same bytes, which is what lets
+`verify` recompute a hash from a parsed row instead of trusting the stored text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+JSONValue = Any
+
+
+def _check(value: object, path: str) -> None:
+    if value is None or isinstance(value, (bool, str)):
+        return
+    if isinstance(value, int):
+        return
+    if isinstance(value, float):
+        raise TypeError(f"{path}: floats are not allowed in ledger payloads; use a string")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError(f"{path}: object keys must be strings, got {type(key).__name__}")
+            _check(item, f"{path}.{key}")
+        return
+    if isinstance(value, Sequence) and not isinstance(value, (bytes, bytearray)):
+        for index, item in enumerate(value):
+            _check(item, f"{path}[{index}]")
+        return
+    raise TypeError(f"{path}: {type(value).__name__} is not a JSON value")
+
+
+def canonical_json(value: JSONValue) -> str:
+    """Return the canonical text of `value`, refusing anything without one."""
+    _check(value, "$")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
+
+
+def canonical_bytes(value: JSONValue) -> bytes:
+    return canonical_json(value).encode("utf-8")
+
+
+def parse_json(text: str) -> JSONValue:
+    return json.loads(text)

@@ -1,0 +1,47 @@
+"""The event catalogue: every type name the CA writes, with its stream and payload.
+
+Names are stable forever (they are in the hash chain). A payload change bumps the schema
+number and registers an upcaster; old rows are never rewritten.
+
+authority.initialized    stream `authority`
+    {name, root_fingerprint}
+authority.key_activated  stream `authority`
+    {key_id, role, certificate: PEM | null, public_key: PEM, key_ref: {type, ...}, fingerprint}
+    role: x509_root | x509_intermediate | ssh_user | ssh_host | ledger
+    key_ref: {"type": "file", "path": ...} | {"type": "pkcs11", "uri": ...} | {"type": "offline"}
+authority.key_retired    stream `authority`
+    {key_id, role}
+provisioner.added        stream `provisioner/<id>`
+    {id, name, type, key: public JWK, encrypted_key: JWE | null, claims, options}
+provisioner.updated      stream `provisioner/<id>`
+    {id, name, changes: {field: new value}}
+provisioner.removed      stream `provisioner/<id>`
+    {id, name}
+x509.issued              stream `x509/<serial>`
+    {serial, certificate: PEM, subject, sans: [{type, value}], not_before, not_after,
+     provisioner: {id, name, type} | null, issuer_key_id, token_id | null,
+     renewed_from | null, rekeyed_from | null}
+x509.revoked             stream `x509/<serial>`
+    {serial, reason_code, reason, revoked_at}
+"""
+
+from __future__ import annotations
+
+AUTHORITY_INITIALIZED = "authority.initialized"
+KEY_ACTIVATED = "authority.key_activated"
+KEY_RETIRED = "authority.key_retired"
+PROVISIONER_ADDED = "provisioner.added"
+PROVISIONER_UPDATED = "provisioner.updated"
+PROVISIONER_REMOVED = "provisioner.removed"
+X509_ISSUED = "x509.issued"
+X509_REVOKED = "x509.revoked"
+
+AUTHORITY_STREAM = "authority"
+
+
+def provisioner_stream(provisioner_id: str) -> str:
+    return f"provisioner/{provisioner_id}"
+
+
+def x509_stream(serial: str) -> str:
+    return f"x509/{serial}"

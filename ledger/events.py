@@ -1,0 +1,59 @@
+"""Event value objects: what callers append and what the store gives back."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def format_time(moment: datetime) -> str:
+    """UTC with microseconds and a `Z`: fixed width, so text order is time order."""
+    if moment.tzinfo is None:
+        raise ValueError("recorded times must be timezone-aware")
+    return moment.astimezone(UTC).strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to append. `type` is a stable name such as `x509.issued`, never a code path."""
+
+    stream: str
+    type: str
+    data: Mapping[str, Any]
+    schema: int = 1
+    event_id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored, its payload upcast to the newest schema this code knows."""
+
+    position: int
+    event_id: uuid.UUID
+    stream: str
+    version: int
+    type: str
+    schema: int
+    recorded_at: datetime
+    actor: Mapping[str, Any]
+    data: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True)
+class Head:
+    """The newest committed position, its hash and time (position 0 = empty ledger)."""
+
+    position: int
+    hash: str
+    recorded_at: datetime | None

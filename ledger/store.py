@@ -1,0 +1,297 @@
+"""The event store: atomic, serialised, hash-chained appends and ordered reads.
+
+Every append runs inside an `AppendTransaction`, which holds the ledger lock (the head row,
+`FOR UPDATE` on PostgreSQL; `BEGIN IMMEDIATE` on SQLite) from its first statement to its
+commit. One transaction may carry several independent appends, each in its own savepoint:
+that is the shape group commit needs (many requests, one commit), and a failing append
+rolls back alone without failing its neighbours.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Select, func, select, update
+from sqlalchemy.engine import Row
+from sqlalchemy.exc import IntegrityError
+
+from ledger.canonical import canonical_json, parse_json
+from ledger.database import WRITE, is_sqlite
+from ledger.errors import ConcurrencyConflict, LedgerError
+from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
+from ledger.hashing import GENESIS_HASH, event_hash
+from ledger.schema import events as events_table
+from ledger.schema import ledger_head
+from ledger.upcasting import NO_UPCASTERS, Upcasters
+
+InlineApplier = Callable[[Connection, Sequence[RecordedEvent]], None]
+"""Called inside the append's savepoint with the events just written; raising aborts it."""
+
+NOTIFY_CHANNEL = "ledgerca_head"
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class EventStore:
+    """Append to and read from the `events` table of one database."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        upcasters: Upcasters = NO_UPCASTERS,
+        inline: InlineApplier | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.engine = engine
+        self.upcasters = upcasters
+        self.inline = inline
+        self.clock = clock
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        actor: Mapping[str, Any] | None = None,
+        expected: Mapping[str, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """Append `events` atomically; return them as recorded once committed."""
+        with self.transaction() as tx:
+            return tx.append(events, actor=actor, expected=expected)
+
+    @contextmanager
+    def transaction(self) -> Iterator[AppendTransaction]:
+        """Hold the ledger lock for one commit that may carry several appends."""
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(**WRITE)
+            with connection.begin():
+                tx = AppendTransaction(self, connection)
+                yield tx
+                tx.finish()
+
+    # -- reading ---------------------------------------------------------------------------
+
+    def head(self, connection: Connection | None = None) -> Head:
+        if connection is None:
+            with self.engine.connect() as own:
+                return self.head(own)
+        row = connection.execute(
+            select(ledger_head.c.position, ledger_head.c.hash, ledger_head.c.recorded_at).where(
+                ledger_head.c.id == 1
+            )
+        ).one_or_none()
+        if row is None:
+            raise LedgerError("the ledger has no head row: run `ledgerca db upgrade`")
+        recorded = parse_time(row.recorded_at) if row.recorded_at else None
+        return Head(int(row.position), str(row.hash), recorded)
+
+    def read(
+        self,
+        after: int = 0,
+        *,
+        limit: int | None = None,
+        stream: str | None = None,
+        types: Iterable[str] | None = None,
+        since: datetime | None = None,
+        until_position: int | None = None,
+        batch: int = 1000,
+    ) -> Iterator[RecordedEvent]:
+        """Events with `position > after` in position order, fetched `batch` at a time."""
+        remaining = limit
+        type_list = list(types) if types is not None else None
+        while remaining is None or remaining > 0:
+            size = batch if remaining is None else min(batch, remaining)
+            query = _filtered(select(events_table), stream, type_list, since, until_position)
+            query = query.where(events_table.c.position > after)
+            query = query.order_by(events_table.c.position).limit(size)
+            with self.engine.connect() as connection:
+                rows = connection.execute(query).all()
+            for row in rows:
+                yield self.decode(row)
+            if len(rows) < size:
+                return
+            after = int(rows[-1].position)
+            if remaining is not None:
+                remaining -= len(rows)
+
+    def read_stream(self, stream: str) -> list[RecordedEvent]:
+        return list(self.read(stream=stream))
+
+    def stream_version(self, stream: str, connection: Connection | None = None) -> int:
+        query = select(func.max(events_table.c.version)).where(events_table.c.stream == stream)
+        if connection is None:
+            with self.engine.connect() as own:
+                return int(own.execute(query).scalar() or 0)
+        return int(connection.execute(query).scalar() or 0)
+
+    def count(self) -> int:
+        with self.engine.connect() as connection:
+            return int(
+                connection.execute(select(func.count()).select_from(events_table)).scalar_one()
+            )
+
+    def decode(self, row: Row[Any]) -> RecordedEvent:
+        schema, data = self.upcasters.upcast(row.type, int(row.schema), parse_json(row.data))
+        return RecordedEvent(
+            position=int(row.position),
+            event_id=uuid.UUID(row.event_id),
+            stream=row.stream,
+            version=int(row.version),
+            type=row.type,
+            schema=schema,
+            recorded_at=parse_time(row.recorded_at),
+            actor=parse_json(row.actor),
+            data=data,
+            prev_hash=row.prev_hash,
+            hash=row.hash,
+        )
+
+
+def _filtered(
+    query: Select[Any],
+    stream: str | None,
+    types: list[str] | None,
+    since: datetime | None,
+    until_position: int | None,
+) -> Select[Any]:
+    if stream is not None:
+        query = query.where(events_table.c.stream == stream)
+    if types is not None:
+        query = query.where(events_table.c.type.in_(types))
+    if since is not None:
+        query = query.where(events_table.c.recorded_at >= format_time(since))
+    if until_position is not None:
+        query = query.where(events_table.c.position <= until_position)
+    return query
+
+
+class AppendTransaction:
+    """One locked transaction on the ledger; `append` may be called several times."""
+
+    def __init__(self, store: EventStore, connection: Connection) -> None:
+        self.store = store
+        self.connection = connection
+        self.recorded: list[RecordedEvent] = []
+        row = connection.execute(
+            select(ledger_head.c.position, ledger_head.c.hash, ledger_head.c.recorded_at)
+            .where(ledger_head.c.id == 1)
+            .with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise LedgerError("the ledger has no head row: run `ledgerca db upgrade`")
+        self._position = int(row.position)
+        self._hash = str(row.hash)
+        self._time = str(row.recorded_at or "")
+        self._versions: dict[str, int] = {}
+
+    def append(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        actor: Mapping[str, Any] | None = None,
+        expected: Mapping[str, int] | None = None,
+    ) -> list[RecordedEvent]:
+        """Append `events` as one unit: all of them (and their inline projections) or none."""
+        if not events:
+            return []
+        saved = (self._position, self._hash, self._time, dict(self._versions))
+        savepoint = self.connection.begin_nested()
+        try:
+            recorded = self._write(events, actor or {}, expected or {})
+            if self.store.inline is not None:
+                self.store.inline(self.connection, recorded)
+            savepoint.commit()
+        except BaseException:
+            if savepoint.is_active:
+                savepoint.rollback()
+            self._position, self._hash, self._time, self._versions = saved
+            raise
+        self.recorded.extend(recorded)
+        return recorded
+
+    def _version(self, stream: str) -> int:
+        if stream not in self._versions:
+            self._versions[stream] = self.store.stream_version(stream, self.connection)
+        return self._versions[stream]
+
+    def _write(
+        self, events: Sequence[NewEvent], actor: Mapping[str, Any], expected: Mapping[str, int]
+    ) -> list[RecordedEvent]:
+        for stream, version in expected.items():
+            current = self._version(stream)
+            if current != version:
+                raise ConcurrencyConflict(
+                    f"stream {stream} is at version {current}, expected {version}", stream=stream
+                )
+        now = format_time(self.store.clock())
+        # Keep recorded_at monotonic with position, so "as of a time" maps to a prefix.
+        self._time = max(now, self._time)
+        actor_text = canonical_json(actor)
+        rows: list[dict[str, Any]] = []
+        recorded: list[RecordedEvent] = []
+        for new in events:
+            version = self._version(new.stream) + 1
+            self._versions[new.stream] = version
+            self._position += 1
+            data_text = canonical_json(new.data)
+            record: dict[str, Any] = {
+                "position": self._position,
+                "event_id": str(new.event_id),
+                "stream": new.stream,
+                "version": version,
+                "type": new.type,
+                "schema": new.schema,
+                "recorded_at": self._time,
+                "actor": parse_json(actor_text),
+                "data": parse_json(data_text),
+                "prev_hash": self._hash,
+            }
+            self._hash = event_hash(record)
+            rows.append({**record, "actor": actor_text, "data": data_text, "hash": self._hash})
+            schema, data = self.store.upcasters.upcast(new.type, new.schema, record["data"])
+            recorded.append(
+                RecordedEvent(
+                    position=self._position,
+                    event_id=new.event_id,
+                    stream=new.stream,
+                    version=version,
+                    type=new.type,
+                    schema=schema,
+                    recorded_at=parse_time(self._time),
+                    actor=record["actor"],
+                    data=data,
+                    prev_hash=record["prev_hash"],
+                    hash=self._hash,
+                )
+            )
+        try:
+            self.connection.execute(events_table.insert(), rows)
+        except IntegrityError as exc:
+            raise ConcurrencyConflict(f"a concurrent append won the race: {exc.orig}") from exc
+        return recorded
+
+    def finish(self) -> None:
+        """Move the head row to the last event appended; called just before commit."""
+        if not self.recorded:
+            return
+        self.connection.execute(
+            update(ledger_head)
+            .where(ledger_head.c.id == 1)
+            .values(position=self._position, hash=self._hash, recorded_at=self._time)
+        )
+        if not is_sqlite(self.connection.engine):
+            # A wake-up for other instances; delivered only if this transaction commits.
+            self.connection.exec_driver_sql(
+                f"SELECT pg_notify('{NOTIFY_CHANNEL}', '{int(self._position)}')"
+            )
+
+
+GENESIS = Head(0, GENESIS_HASH, None)

@@ -1,0 +1,1 @@
+"""Read models derived from the ledger, and the runner that keeps them current."""

@@ -1,0 +1,93 @@
+"""`certificates`: one row per issued X.509 certificate, with its revocation.
+
+"Expired" is not stored: it depends on the clock, and handlers may not read the clock.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, select, update
+
+from ledger import RecordedEvent, canonical_json
+from ledger import catalogue as ev
+from projections.base import Mode, Position, Projection, metadata
+from projections.errors import ProjectionConflict
+
+certificates = Table(
+    "certificates",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("subject", Text, nullable=False),
+    Column("sans", Text, nullable=False),
+    Column("not_before", String(27), nullable=False),
+    Column("not_after", String(27), nullable=False),
+    Column("status", String(10), nullable=False),
+    Column("provisioner_id", String(64), nullable=True),
+    Column("provisioner_name", String(200), nullable=True),
+    Column("issuer_key_id", String(64), nullable=False),
+    Column("token_id", String(200), nullable=True),
+    Column("renewed_from", String(40), nullable=True),
+    Column("rekeyed_from", String(40), nullable=True),
+    Column("certificate", Text, nullable=False),
+    Column("issued_position", Position, nullable=False),
+    Column("revoked_at", String(27), nullable=True),
+    Column("revocation_reason_code", Integer, nullable=True),
+    Column("revocation_reason", Text, nullable=True),
+    Column("revoked_position", Position, nullable=True),
+    Index("ix_certificates_not_after", "not_after"),
+    Index("ix_certificates_provisioner", "provisioner_name"),
+)
+
+
+def _issued(connection: Connection, event: RecordedEvent) -> None:
+    data = event.data
+    serial = str(data["serial"])
+    exists = connection.execute(
+        select(certificates.c.serial).where(certificates.c.serial == serial)
+    ).first()
+    if exists is not None:
+        raise ProjectionConflict(f"serial {serial} was already issued")
+    provisioner = data.get("provisioner") or {}
+    connection.execute(
+        certificates.insert().values(
+            serial=serial,
+            subject=data["subject"],
+            sans=canonical_json(data.get("sans", [])),
+            not_before=data["not_before"],
+            not_after=data["not_after"],
+            status="valid",
+            provisioner_id=provisioner.get("id"),
+            provisioner_name=provisioner.get("name"),
+            issuer_key_id=data["issuer_key_id"],
+            token_id=data.get("token_id"),
+            renewed_from=data.get("renewed_from"),
+            rekeyed_from=data.get("rekeyed_from"),
+            certificate=data["certificate"],
+            issued_position=event.position,
+        )
+    )
+
+
+def _revoked(connection: Connection, event: RecordedEvent) -> None:
+    data = event.data
+    serial = str(data["serial"])
+    result = connection.execute(
+        update(certificates)
+        .where(certificates.c.serial == serial, certificates.c.status == "valid")
+        .values(
+            status="revoked",
+            revoked_at=data["revoked_at"],
+            revocation_reason_code=int(data.get("reason_code", 0)),
+            revocation_reason=data.get("reason", ""),
+            revoked_position=event.position,
+        )
+    )
+    if result.rowcount != 1:
+        raise ProjectionConflict(f"certificate {serial} is unknown or already revoked")
+
+
+projection = Projection(
+    name="certificates",
+    mode=Mode.INLINE,
+    tables=(certificates,),
+    handlers={ev.X509_ISSUED: _issued, ev.X509_REVOKED: _revoked},
+)

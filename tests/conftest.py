@@ -1,0 +1,51 @@
+"""Shared pytest fixtures.
+
+Databases: ``db_url`` runs a test once against SQLite and once against PostgreSQL (marked
+``postgres``). The PostgreSQL server is a throwaway cluster started once per session, only when
+a test asks for it (see ``tests/support/postgres.py``); each test gets a database of its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from support.postgres import PostgresServer, find_pg_bin
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the whole session."""
+    if find_pg_bin() is None:
+        pytest.skip(
+            "PostgreSQL server binaries not installed (apt-get install postgresql); "
+            ".ci/run installs them"
+        )
+    server = PostgresServer.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """SQLAlchemy URL of a fresh, empty PostgreSQL database, dropped after the test."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """SQLAlchemy URL of a SQLite database file in the test's temp dir (not yet created)."""
+    return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """SQLAlchemy URL of a fresh database, once per backend."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
