@@ -1,0 +1,299 @@
+"""`ledgerca init`: a new PKI, a new home and the ledger's first events — or nothing at all.
+
+The home is assembled in a staging directory beside its final place and renamed into place
+only after the ledger commit, so a failure at any step leaves no partial home and no events.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from sqlalchemy.exc import SQLAlchemyError
+
+import migrations
+from ca.config import CAConfig, save_config
+from ca.errors import ConfigError
+from ca.home import Home
+from ca.keys.files import (
+    PrivateKey,
+    encrypt_private_key,
+    ensure_private_dir,
+    generate_private_key,
+    key_type,
+    load_private_key,
+    write_private_file,
+    write_public_file,
+)
+from ca.keys.ids import key_id, public_pem
+from ca.passwords import obtain_password
+from ca.pki.profiles import (
+    build_intermediate_csr,
+    build_root,
+    check_intermediate,
+    fingerprint,
+    pem,
+    sign_intermediate_csr,
+)
+from ca.provisioners.jwk_keys import create_provisioner_key
+from ledger import EventStore, NewEvent, create_engine
+from ledger import catalogue as ev
+from projections.runner import Projections
+
+Say = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class InitOptions:
+    name: str
+    dns_names: tuple[str, ...]
+    address: str
+    key_type: str = "EC"
+    password_file: Path | None = None
+    provisioner: str = "admin"
+    provisioner_password_file: Path | None = None
+    database: str | None = None
+    force: bool = False
+    root_cert: Path | None = None
+    intermediate_cert: Path | None = None
+    intermediate_key: Path | None = None
+
+
+@dataclass
+class InitResult:
+    home: Path
+    root_fingerprint: str
+    database: str
+    generated_passwords: list[Path] = field(default_factory=list)
+
+
+def actor(command: str) -> dict[str, str]:
+    """Who ran a local command: recorded with every event it writes."""
+    return {"cli": command, "user": getpass.getuser(), "host": socket.gethostname()}
+
+
+def validate(options: InitOptions) -> None:
+    if not options.name.strip():
+        raise ConfigError("--name must not be empty")
+    if not options.dns_names or not all(n.strip() for n in options.dns_names):
+        raise ConfigError("--dns needs at least one DNS name or IP address")
+    _host, sep, port = options.address.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--address {options.address!r} is not HOST:PORT")
+    key_type(options.key_type)
+    imported = (options.root_cert, options.intermediate_cert, options.intermediate_key)
+    if any(imported) and not all(imported):
+        raise ConfigError(
+            "importing an intermediate needs --root-cert, --intermediate-cert and"
+            " --intermediate-key together"
+        )
+
+
+def _check_database(url: str) -> None:
+    """Refuse an unreachable database, or one that already holds a ledger, before any write."""
+    engine = create_engine(url)
+    try:
+        with engine.connect():
+            pass
+        if migrations.current_revision(engine) is not None:
+            migrations.upgrade(engine)
+            if EventStore(engine).head().position > 0:
+                raise ConfigError(
+                    f"the database {engine.url.render_as_string(hide_password=True)}"
+                    " already holds a ledger: point --db at a new database"
+                )
+    except SQLAlchemyError as exc:
+        raise ConfigError(
+            f"cannot reach the database {engine.url.render_as_string(hide_password=True)}:"
+            f" {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc!s}".strip()
+        ) from exc
+    finally:
+        engine.dispose()
+
+
+def initialize(home_path: Path, options: InitOptions, *, say: Say) -> InitResult:
+    validate(options)
+    home = Home(home_path)
+    if home.exists() and not options.force:
+        raise ConfigError(f"{home.path} already holds a CA: use --force to replace it")
+    if options.database is not None:
+        _check_database(options.database)
+
+    home.path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Home(home.path.parent / f".{home.path.name}.init-{uuid.uuid4().hex[:8]}")
+    try:
+        result = _build(staging, home, options, say=say)
+        _swap_in(staging.path, home.path)
+    except BaseException:
+        shutil.rmtree(staging.path, ignore_errors=True)
+        raise
+    return result
+
+
+def _swap_in(staging: Path, final: Path) -> None:
+    if final.exists():
+        retired = final.parent / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"
+        final.rename(retired)
+        staging.rename(final)
+        shutil.rmtree(retired, ignore_errors=True)
+    else:
+        staging.rename(final)
+
+
+def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> InitResult:
+    ensure_private_dir(staging.path)
+    for directory in (staging.config_dir, staging.certs_dir, staging.secrets_dir, staging.db_dir):
+        ensure_private_dir(directory)
+    generated: list[Path] = []
+
+    ca_password, made = obtain_password(
+        options.password_file,
+        what="CA keys",
+        new=options.root_cert is None,
+        generate_to=staging.secrets_dir / "ca_password",
+    )
+    ca_password_generated = made
+    if made:
+        generated.append(home.secrets_dir / "ca_password")
+    now = datetime.now(UTC)
+
+    root_key: PrivateKey | None
+    if options.root_cert is not None:
+        root, intermediate, intermediate_key, key_bytes = _import_intermediate(options, ca_password)
+        root_key = None
+        write_private_file(staging.intermediate_key, key_bytes)
+    else:
+        root_key = generate_private_key(options.key_type)
+        root = build_root(root_key, name=options.name, now=now)
+        intermediate_key = generate_private_key(options.key_type)
+        csr = build_intermediate_csr(intermediate_key, name=options.name)
+        intermediate = sign_intermediate_csr(csr, root_cert=root, root_key=root_key, now=now)
+        write_private_file(staging.root_key, encrypt_private_key(root_key, ca_password))
+        write_private_file(
+            staging.intermediate_key, encrypt_private_key(intermediate_key, ca_password)
+        )
+    write_public_file(staging.root_cert, pem(root).encode())
+    write_public_file(staging.intermediate_cert, pem(intermediate).encode())
+
+    provisioner_password, made = obtain_password(
+        options.provisioner_password_file,
+        what=f"provisioner {options.provisioner}",
+        new=True,
+        generate_to=staging.secrets_dir / "provisioner_password",
+    )
+    if made:
+        generated.append(home.secrets_dir / "provisioner_password")
+    provisioner_key = create_provisioner_key(provisioner_password, kty="EC")
+
+    database = options.database or home.sqlite_url()
+    config = CAConfig(
+        name=options.name,
+        dns_names=options.dns_names,
+        address=options.address,
+        database=database,
+        password_file="secrets/ca_password" if ca_password_generated else None,
+    )
+    save_config(staging.config_file, config)
+
+    root_fp = fingerprint(root)
+    events = [
+        NewEvent(ev.AUTHORITY_STREAM, ev.AUTHORITY_INITIALIZED,
+                 {"name": options.name, "root_fingerprint": root_fp}),
+        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, _key_payload(
+            "x509_root", root, {"type": "file", "path": "secrets/root_ca_key"}
+            if root_key is not None else {"type": "offline"})),
+        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, _key_payload(
+            "x509_intermediate", intermediate,
+            {"type": "file", "path": "secrets/intermediate_ca_key"})),
+        NewEvent(ev.provisioner_stream(pid := str(uuid.uuid4())), ev.PROVISIONER_ADDED, {
+            "id": pid,
+            "name": options.provisioner,
+            "type": "JWK",
+            "key": provisioner_key.public_jwk,
+            "encrypted_key": provisioner_key.encrypted_key,
+            "claims": {},
+            "options": {},
+        }),
+    ]  # fmt: skip
+    # The embedded database is created inside the staging home and moves with it.
+    engine_url = options.database or staging.sqlite_url()
+    engine = create_engine(engine_url)
+    try:
+        migrations.upgrade(engine)
+        store = EventStore(engine, inline=Projections().inline_applier())
+        store.append(events, actor=actor("init"), expected={ev.AUTHORITY_STREAM: 0})
+    except SQLAlchemyError as exc:
+        raise ConfigError(f"cannot write the ledger: {exc}") from exc
+    finally:
+        engine.dispose()
+    return InitResult(home.path, root_fp, database, generated)
+
+
+def _key_payload(
+    role: str, certificate: x509.Certificate, key_ref: dict[str, str]
+) -> dict[str, object]:
+    public = certificate.public_key()
+    return {
+        "key_id": key_id(public),  # type: ignore[arg-type]
+        "role": role,
+        "certificate": pem(certificate),
+        "public_key": public_pem(public),  # type: ignore[arg-type]
+        "key_ref": key_ref,
+        "fingerprint": fingerprint(certificate),
+    }
+
+
+def _read_cert(path: Path, what: str) -> x509.Certificate:
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read the {what} {path}: {exc.strerror or exc}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{path} is not a PEM certificate ({what})") from exc
+
+
+def _import_intermediate(
+    options: InitOptions, password: bytes
+) -> tuple[x509.Certificate, x509.Certificate, PrivateKey, bytes]:
+    assert options.root_cert and options.intermediate_cert and options.intermediate_key
+    root = _read_cert(options.root_cert, "root certificate")
+    intermediate = _read_cert(options.intermediate_cert, "intermediate certificate")
+    try:
+        key_bytes = options.intermediate_key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot read the intermediate key {options.intermediate_key}: {exc.strerror or exc}"
+        ) from exc
+    key = load_private_key(key_bytes, password, what="intermediate key")
+    check_intermediate(root, intermediate, key)
+    return root, intermediate, key, key_bytes
+
+
+def write_intermediate_csr(
+    out: Path, *, name: str, kty: str, password_file: Path | None
+) -> tuple[Path, Path, bool]:
+    """For an offline root: a new intermediate key (encrypted) and its CSR.
+
+    Returns (csr path, key path, whether the password was generated beside the key).
+    """
+    key_path = out.with_name(out.stem + "_key")
+    password_path = out.with_name(out.stem + "_password")
+    for path in (out, key_path):
+        if path.exists():
+            raise ConfigError(f"{path} already exists: choose another --intermediate-csr path")
+    key = generate_private_key(kty)
+    password, generated = obtain_password(
+        password_file, what="intermediate key", new=True, generate_to=password_path
+    )
+    csr = build_intermediate_csr(key, name=name)
+    write_private_file(key_path, encrypt_private_key(key, password))
+    write_public_file(out, csr.public_bytes(serialization.Encoding.PEM))
+    return out, key_path, generated

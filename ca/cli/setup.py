@@ -1,0 +1,163 @@
+"""`ledgerca init` and `ledgerca up`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ca.authority.initialize import (
+    InitOptions,
+    InitResult,
+    initialize,
+    write_intermediate_csr,
+)
+from ca.cli import cli
+from ca.home import Home
+from ca.runtime import open_runtime
+
+PasswordFile = click.Path(path_type=Path, dir_okay=False)
+
+
+def _report(result: InitResult) -> None:
+    click.echo(f"CA initialized in {result.home}")
+    click.echo(f"Database: {_redacted(result.database)}")
+    for path in result.generated_passwords:
+        click.echo(f"Generated password written to {path} (mode 0600): keep it safe")
+    click.echo(f"Root fingerprint: {result.root_fingerprint}")
+
+
+def _redacted(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
+@cli.command()
+@click.option(
+    "--name", required=False, help="The CA's name (subject of its root and intermediate)."
+)
+@click.option("--dns", "dns", required=False, help="DNS names or IPs of the CA, comma separated.")
+@click.option("--address", required=False, help="Listen address HOST:PORT.")
+@click.option(
+    "--key-type", default="EC", show_default=True, help="EC (P-256), OKP (Ed25519) or RSA."
+)
+@click.option("--password-file", type=PasswordFile, help="File holding the CA keys' password.")
+@click.option(
+    "--provisioner", default="admin", show_default=True, help="The first JWK provisioner."
+)
+@click.option("--provisioner-password-file", type=PasswordFile, help="Its password file.")
+@click.option("--db", "database", help="Database URL (default: SQLite in the home).")
+@click.option("--force", is_flag=True, help="Replace an existing home.")
+@click.option(
+    "--intermediate-csr",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Only create an intermediate key and a CSR for an offline root to sign.",
+)
+@click.option(
+    "--root-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Import: the offline root's certificate.",
+)
+@click.option(
+    "--intermediate-cert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Import: the intermediate certificate the offline root signed.",
+)
+@click.option(
+    "--intermediate-key",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Import: the intermediate's encrypted key (its password via --password-file).",
+)
+@click.pass_obj
+def init(
+    home: Home,
+    name: str | None,
+    dns: str | None,
+    address: str | None,
+    key_type: str,
+    password_file: Path | None,
+    provisioner: str,
+    provisioner_password_file: Path | None,
+    database: str | None,
+    force: bool,
+    intermediate_csr: Path | None,
+    root_cert: Path | None,
+    intermediate_cert: Path | None,
+    intermediate_key: Path | None,
+) -> None:
+    """Create a new CA: root, intermediate, first provisioner, home and ledger."""
+    if intermediate_csr is not None:
+        if not name:
+            raise click.UsageError("--intermediate-csr needs --name")
+        csr, key, generated = write_intermediate_csr(
+            intermediate_csr, name=name, kty=key_type, password_file=password_file
+        )
+        click.echo(f"Intermediate CSR written to {csr}")
+        click.echo(f"Intermediate key (encrypted, 0600) written to {key}")
+        if generated:
+            click.echo(f"Generated password written to {key.with_name(csr.stem + '_password')}")
+        click.echo(
+            "Have the root sign the CSR, then run `ledgerca init --root-cert R"
+            f" --intermediate-cert I --intermediate-key {key} ...`"
+        )
+        return
+    missing = [
+        flag
+        for flag, value in (("--name", name), ("--dns", dns), ("--address", address))
+        if not value
+    ]
+    if missing:
+        raise click.UsageError(f"missing {', '.join(missing)}")
+    assert name and dns and address
+    result = initialize(
+        home.path,
+        InitOptions(
+            name=name,
+            dns_names=tuple(n.strip() for n in dns.split(",") if n.strip()),
+            address=address,
+            key_type=key_type,
+            password_file=password_file,
+            provisioner=provisioner,
+            provisioner_password_file=provisioner_password_file,
+            database=database,
+            force=force,
+            root_cert=root_cert,
+            intermediate_cert=intermediate_cert,
+            intermediate_key=intermediate_key,
+        ),
+        say=click.echo,
+    )
+    _report(result)
+
+
+@cli.command()
+@click.option("--name", default="ledgerca", show_default=True, help="Name for a new CA.")
+@click.option(
+    "--dns", default="localhost,127.0.0.1", show_default=True, help="DNS names for a new CA."
+)
+@click.option("--address", default="127.0.0.1:8443", show_default=True, help="Listen address.")
+@click.option("--password-file", type=PasswordFile, help="The CA keys' password file.")
+@click.pass_obj
+def up(home: Home, name: str, dns: str, address: str, password_file: Path | None) -> None:
+    """Initialise the CA if its home is new, then report its state."""
+    if not home.config_file.exists():
+        result = initialize(
+            home.path,
+            InitOptions(
+                name=name,
+                dns_names=tuple(n.strip() for n in dns.split(",") if n.strip()),
+                address=address,
+                password_file=password_file,
+            ),
+            say=click.echo,
+        )
+        _report(result)
+    runtime = open_runtime(home)
+    try:
+        head = runtime.store.head()
+        click.echo(f"CA {runtime.config.name!r} at {home.path}: ledger head {head.position}")
+        for status in runtime.projections.status(runtime.store):
+            click.echo(f"  projection {status.name}: {status.position}/{status.head}")
+    finally:
+        runtime.close()

@@ -1,0 +1,1 @@
+"""Private keys: generation, encryption at rest and the files that hold them."""

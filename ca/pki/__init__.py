@@ -1,0 +1,1 @@
+"""Certificate profiles for the authority's own certificates (root, intermediate)."""
