@@ -113,10 +113,15 @@ def _check_database(url: str) -> None:
     except SQLAlchemyError as exc:
         raise ConfigError(
             f"cannot reach the database {engine.url.render_as_string(hide_password=True)}:"
-            f" {exc.__class__.__name__}: {exc.orig if hasattr(exc, 'orig') else exc!s}".strip()
+            f" {_first_line(getattr(exc, 'orig', None) or exc)}"
         ) from exc
     finally:
         engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__
 
 
 def initialize(home_path: Path, options: InitOptions, *, say: Say) -> InitResult:
