@@ -1,0 +1,5 @@
+"""`python -m ca` is `ledgerca`."""
+
+from ca.cli import main
+
+main()
