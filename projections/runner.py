@@ -11,13 +11,14 @@ from sqlalchemy import Connection, select, update
 from ledger import EventStore, InlineApplier, RecordedEvent
 from ledger.database import WRITE
 from ledger.schema import events, ledger_head
-from projections import activity, authority_keys, certificates, provisioners
+from projections import activity, authority_keys, certificates, provisioners, used_tokens
 from projections.base import Mode, Projection, projection_positions
 
 ALL: tuple[Projection, ...] = (
     authority_keys.projection,
     provisioners.projection,
     certificates.projection,
+    used_tokens.projection,
     activity.projection,
 )
 
