@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledger import EventStore, InlineApplier, RecordedEvent
 from ledger.database import WRITE
@@ -130,13 +132,12 @@ class Projections:
     def status(self, store: EventStore) -> list[Status]:
         head = store.head().position
         with store.engine.connect() as connection:
-            stored = dict(
-                connection.execute(
+            stored = {
+                str(name): int(position)
+                for name, position in connection.execute(
                     select(projection_positions.c.name, projection_positions.c.position)
                 )
-                .tuples()
-                .all()
-            )
+            }
         return [
             Status(
                 p.name,
@@ -163,15 +164,21 @@ def _read_in(
 
 
 def _locked_position(connection: Connection, name: str) -> int:
-    row = connection.execute(
-        select(projection_positions.c.position)
-        .where(projection_positions.c.name == name)
-        .with_for_update()
-    ).first()
-    if row is None:
-        connection.execute(projection_positions.insert().values(name=name, position=0))
-        return 0
-    return int(row.position)
+    # Insert-if-absent before locking: `FOR UPDATE` locks nothing when the row is missing,
+    # so two instances starting the same new follower would both try to create it.
+    insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
+    connection.execute(
+        insert(projection_positions)
+        .values(name=name, position=0)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return int(
+        connection.execute(
+            select(projection_positions.c.position)
+            .where(projection_positions.c.name == name)
+            .with_for_update()
+        ).scalar_one()
+    )
 
 
 def _store_position(connection: Connection, name: str, position: int) -> None:
