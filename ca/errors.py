@@ -47,6 +47,10 @@ class NotFound(CAError):
     status = 404
 
 
+class PayloadTooLarge(CAError):
+    status = 413
+
+
 class SignerError(CAError):
     status = 500
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ca.api.app import DEFAULT_BODY_LIMIT
 from ca.authority.initialize import (
     InitOptions,
     InitResult,
@@ -13,8 +14,8 @@ from ca.authority.initialize import (
     write_intermediate_csr,
 )
 from ca.cli import cli
+from ca.cli.serve import start
 from ca.home import Home
-from ca.runtime import open_runtime
 
 PasswordFile = click.Path(path_type=Path, dir_okay=False)
 
@@ -138,9 +139,12 @@ def init(
 )
 @click.option("--address", default="127.0.0.1:8443", show_default=True, help="Listen address.")
 @click.option("--password-file", type=PasswordFile, help="The CA keys' password file.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
 @click.pass_obj
-def up(home: Home, name: str, dns: str, address: str, password_file: Path | None) -> None:
-    """Initialise the CA if its home is new, then report its state."""
+def up(
+    home: Home, name: str, dns: str, address: str, password_file: Path | None, workers: int
+) -> None:
+    """Initialise the CA if its home is new, then serve it."""
     if not home.config_file.exists():
         result = initialize(
             home.path,
@@ -153,11 +157,10 @@ def up(home: Home, name: str, dns: str, address: str, password_file: Path | None
             say=click.echo,
         )
         _report(result)
-    runtime = open_runtime(home)
-    try:
-        head = runtime.store.head()
-        click.echo(f"CA {runtime.config.name!r} at {home.path}: ledger head {head.position}")
-        for status in runtime.projections.status(runtime.store):
-            click.echo(f"  projection {status.name}: {status.position}/{status.head}")
-    finally:
-        runtime.close()
+    start(
+        home,
+        address=None,
+        workers=workers,
+        password_file=password_file,
+        body_limit=DEFAULT_BODY_LIMIT,
+    )

@@ -1,0 +1,348 @@
+"""The authority: one issuance pipeline, and the keys and state it runs on.
+
+authenticate (token) → authorize (CSR against token, claims) → build (template, profile)
+→ check → sign → record (append `x509.issued`, spending the token in the same transaction)
+→ respond. A certificate is handed back only after its event committed: if the append
+fails, the signed certificate is dropped here and the caller gets the error.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import structlog
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+from ca.authority.state import ActiveKey, Snapshot, StateCache
+from ca.errors import AuthError, BadRequest, ConfigError, SignerError
+from ca.keys.files import KeyType, PrivateKey, PublicKey, load_private_key
+from ca.keys.ids import key_id
+from ca.pki.claims import Claims, validity
+from ca.pki.leaf import build_leaf, check_leaf
+from ca.pki.profiles import new_serial
+from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
+from ca.provisioners.jwk import audiences, authorize_csr, peek, split_sans, verify_token
+from ca.runtime import Runtime
+from ca.templates.x509 import (
+    DEFAULT_LEAF_TEMPLATE,
+    CertificateTemplate,
+    Subject,
+    render,
+    template_data,
+)
+from ca.templates.x509 import SAN as TemplateSAN
+from ledger import NewEvent, format_time
+from ledger import catalogue as ev
+from projections.used_tokens import TokenAlreadyUsed
+
+log = structlog.get_logger("ledgerca.authority")
+
+GO_CIPHER_NAMES = {
+    "ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "ECDHE-RSA-AES128-GCM-SHA256": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "ECDHE-RSA-AES256-GCM-SHA384": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "ECDHE-RSA-CHACHA20-POLY1305": "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SignRequest:
+    csr: str
+    ott: str
+    not_before: str = ""
+    not_after: str = ""
+    template_data: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RequestInfo:
+    request_id: str
+    remote_address: str | None = None
+
+
+@dataclass(frozen=True)
+class Issued:
+    certificate: x509.Certificate
+    chain_pems: list[str]
+    serial: str
+    provisioner: str | None
+    position: int
+
+
+def key_type_of(public_key: object) -> KeyType:
+    if isinstance(public_key, rsa.RSAPublicKey):
+        return "RSA"
+    if isinstance(public_key, ed25519.Ed25519PublicKey):
+        return "OKP"
+    return "EC"
+
+
+def parse_csr(text: str) -> x509.CertificateSigningRequest:
+    if not text:
+        raise BadRequest("missing csr")
+    try:
+        csr = x509.load_pem_x509_csr(text.encode())
+        valid = csr.is_signature_valid
+    except (ValueError, TypeError, UnicodeEncodeError):
+        raise BadRequest("invalid csr") from None
+    if not valid:
+        raise BadRequest("invalid csr: bad signature")
+    return csr
+
+
+class Authority:
+    """Signs certificates for one CA; safe to share between threads of one process."""
+
+    server_cert_lifetime = timedelta(hours=24)
+
+    def __init__(
+        self, runtime: Runtime, password: bytes, *, clock: Callable[[], datetime] = utcnow
+    ) -> None:
+        self.runtime = runtime
+        self.store = runtime.store
+        self.password = password
+        self.clock = clock
+        self.started_at = clock()
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.state = StateCache(runtime.engine)
+        self.sign_audiences = audiences(runtime.config.dns_names, "sign")
+        self._keys: dict[str, PrivateKey] = {}
+        self._keys_lock = threading.Lock()
+        # Load the signing key now: a wrong password stops `serve` before it binds.
+        self.signing_key(self.snapshot().intermediate)
+
+    def close(self) -> None:
+        self.runtime.close()
+
+    # -- state and keys ----------------------------------------------------------------
+
+    def snapshot(self) -> Snapshot:
+        try:
+            return self.state.current()
+        except LookupError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def signing_key(self, key: ActiveKey) -> PrivateKey:
+        cached = self._keys.get(key.key_id)
+        if cached is not None:
+            return cached
+        with self._keys_lock:
+            if key.key_id not in self._keys:
+                self._keys[key.key_id] = self._load_key(key)
+            return self._keys[key.key_id]
+
+    def _load_key(self, key: ActiveKey) -> PrivateKey:
+        if key.key_ref.get("type") != "file":
+            raise SignerError(
+                f"key {key.key_id[:16]}: key type {key.key_ref.get('type')!r} cannot sign here"
+            )
+        path = self.runtime.home.resolve(key.key_ref["path"])
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the {key.role} key {path}: {exc.strerror}") from exc
+        private = load_private_key(data, self.password, what=f"{key.role.replace('x509_', '')} key")
+        if key.certificate is not None and key_id(private.public_key()) != key.key_id:
+            raise ConfigError(f"{path} does not hold the key of the active {key.role}")
+        return private
+
+    def intermediate_fingerprint(self) -> str:
+        certificate = self.snapshot().intermediate.certificate
+        return certificate.fingerprint(hashes.SHA256()).hex() if certificate else ""
+
+    def tls_options(self) -> dict[str, Any]:
+        tls = self.runtime.config.tls
+        return {
+            "cipherSuites": [GO_CIPHER_NAMES.get(name, name) for name in tls.cipher_suites],
+            "minVersion": float(tls.min_version),
+            "maxVersion": float(tls.max_version),
+            "renegotiation": False,
+        }
+
+    # -- issuance ----------------------------------------------------------------------
+
+    def sign(self, request: SignRequest, info: RequestInfo) -> Issued:
+        now = self.clock()
+        snapshot = self.snapshot()
+        csr = parse_csr(request.csr)
+        if not request.ott:
+            raise BadRequest("missing ott")
+        unverified = peek(request.ott)
+        record = snapshot.by_issuer_kid.get(
+            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
+        )
+        if record is None or record.jwk is None:
+            raise AuthError("no provisioner for the token's issuer and key id")
+        token = verify_token(
+            request.ott,
+            record.jwk,
+            accepted_audiences=self.sign_audiences,
+            now=now,
+            ca_started=self.started_at,
+        )
+        sans = authorize_csr(token, csr)
+        claims = Claims.from_json(None, record.claims)
+        not_before, not_after = validity(
+            claims, now=now, not_before=request.not_before, not_after=request.not_after
+        )
+        x509_options = record.options.get("x509") if isinstance(record.options, dict) else None
+        template_text = DEFAULT_LEAF_TEMPLATE
+        template_user: Mapping[str, Any] = {}
+        if isinstance(x509_options, dict) and isinstance(x509_options.get("template"), str):
+            template_text = x509_options["template"]
+            template_user = request.template_data  # only custom templates see user data
+        template = render(
+            template_text,
+            template_data(
+                subject_cn=token.subject,
+                sans=[san.value for san in sans],
+                token_claims=token.claims,
+                csr=csr,
+                user_data=template_user,
+                key_type=key_type_of(csr.public_key()),
+            ),
+        )
+        extensions = []
+        if not claims.disable_smallstep_extensions:
+            extensions.append(
+                ProvisionerExtension(PROVISIONER_TYPES["JWK"], record.name, record.jwk.kid)
+            )
+        issuer = snapshot.intermediate
+        certificate = self._sign_leaf(
+            issuer,
+            template,
+            cast(PublicKey, csr.public_key()),
+            not_before,
+            not_after,
+            extensions,
+        )
+        position = self._record(
+            certificate,
+            issuer,
+            sans=[{"type": s.type, "value": s.value} for s in template.sans],
+            provisioner={"id": record.id, "name": record.name, "type": record.type},
+            token_id=token.token_id,
+            info=info,
+        )
+        return Issued(
+            certificate,
+            self._chain(certificate, issuer),
+            str(certificate.serial_number),
+            record.name,
+            position,
+        )
+
+    def issue_server_certificate(
+        self, public_key: PublicKey, dns_names: tuple[str, ...], lifetime: timedelta
+    ) -> list[x509.Certificate]:
+        """The CA's own TLS certificate, recorded like any other issuance."""
+        now = self.clock()
+        snapshot = self.snapshot()
+        sans = split_sans(dns_names)
+        template = CertificateTemplate(
+            subject=Subject(common_name=dns_names[0]),
+            sans=tuple(TemplateSAN(s.type, s.value) for s in sans),  # type: ignore[arg-type]
+            key_usage=("digitalSignature",),
+            ext_key_usage=("serverAuth", "clientAuth"),
+        )
+        issuer = snapshot.intermediate
+        certificate = self._sign_leaf(
+            issuer, template, public_key, now - timedelta(minutes=1), now + lifetime, []
+        )
+        self._record(
+            certificate,
+            issuer,
+            sans=[{"type": s.type, "value": s.value} for s in sans],
+            provisioner=None,
+            token_id=None,
+            info=RequestInfo(request_id="server-tls"),
+        )
+        assert issuer.certificate is not None
+        return [certificate, issuer.certificate]
+
+    def _sign_leaf(
+        self,
+        issuer: ActiveKey,
+        template: Any,
+        public_key: PublicKey,
+        not_before: datetime,
+        not_after: datetime,
+        extensions: list[ProvisionerExtension],
+    ) -> x509.Certificate:
+        if issuer.certificate is None:
+            raise SignerError("the active intermediate has no certificate")
+        certificate = build_leaf(
+            template,
+            public_key=public_key,
+            issuer=issuer.certificate,
+            issuer_key=self.signing_key(issuer),
+            serial=new_serial(),
+            not_before=not_before,
+            not_after=min(not_after, issuer.certificate.not_valid_after_utc),
+            extensions=[e.to_extension() for e in extensions],
+        )
+        check_leaf(certificate, issuer.certificate)
+        return certificate
+
+    def _record(
+        self,
+        certificate: x509.Certificate,
+        issuer: ActiveKey,
+        *,
+        sans: list[dict[str, str]],
+        provisioner: dict[str, str] | None,
+        token_id: str | None,
+        info: RequestInfo,
+    ) -> int:
+        serial = str(certificate.serial_number)
+        stream = ev.x509_stream(serial)
+        event = NewEvent(
+            stream,
+            ev.X509_ISSUED,
+            {
+                "serial": serial,
+                "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
+                "subject": certificate.subject.rfc4514_string(),
+                "sans": sans,
+                "not_before": format_time(certificate.not_valid_before_utc),
+                "not_after": format_time(certificate.not_valid_after_utc),
+                "provisioner": provisioner,
+                "issuer_key_id": issuer.key_id,
+                "token_id": token_id,
+                "renewed_from": None,
+                "rekeyed_from": None,
+            },
+        )
+        actor: dict[str, Any] = {"instance": self.instance, "request_id": info.request_id}
+        if provisioner is not None:
+            actor["provisioner"] = provisioner["name"]
+            actor["provisioner_id"] = provisioner["id"]
+        if token_id is not None:
+            actor["token_id"] = token_id
+        if info.remote_address:
+            actor["remote_address"] = info.remote_address
+        try:
+            (recorded,) = self.store.append([event], actor=actor, expected={stream: 0})
+        except TokenAlreadyUsed:
+            raise AuthError("token already used") from None
+        return recorded.position
+
+    def _chain(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:
+        chain = [certificate.public_bytes(serialization.Encoding.PEM).decode()]
+        if issuer.certificate_pem:
+            chain.append(issuer.certificate_pem)
+        return chain

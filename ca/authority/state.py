@@ -1,0 +1,141 @@
+"""What an instance believes, read from the projections and cached by ledger position.
+
+Every request starts with one cheap read of the head position; only when it moved is the
+snapshot reloaded. So a change committed through any instance (a new provisioner, a rotated
+intermediate) is honoured by every instance on its next request, without a restart.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass, field
+
+from cryptography import x509
+from sqlalchemy import Connection, Engine, select
+
+from ca.provisioners.jwk import JWKProvisioner
+from ledger.schema import ledger_head
+from projections.authority_keys import authority, authority_keys
+from projections.provisioners import provisioners
+
+
+@dataclass(frozen=True)
+class ActiveKey:
+    key_id: str
+    role: str
+    certificate: x509.Certificate | None
+    certificate_pem: str | None
+    key_ref: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ProvisionerRecord:
+    id: str
+    name: str
+    type: str
+    kid: str | None
+    key: dict[str, object]
+    encrypted_key: str | None
+    claims: dict[str, object]
+    options: dict[str, object]
+    jwk: JWKProvisioner | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    position: int
+    name: str
+    root_fingerprint: str
+    roots: tuple[ActiveKey, ...]
+    intermediates: tuple[ActiveKey, ...]
+    provisioners: tuple[ProvisionerRecord, ...]
+    by_issuer_kid: dict[tuple[str, str], ProvisionerRecord] = field(default_factory=dict)
+    by_kid: dict[str, ProvisionerRecord] = field(default_factory=dict)
+
+    @property
+    def intermediate(self) -> ActiveKey:
+        """The intermediate new certificates are signed with: the newest active one."""
+        return self.intermediates[-1]
+
+
+def head_position(connection: Connection) -> int:
+    return int(
+        connection.execute(select(ledger_head.c.position).where(ledger_head.c.id == 1)).scalar_one()
+    )
+
+
+def load_snapshot(connection: Connection) -> Snapshot:
+    position = head_position(connection)
+    who = connection.execute(select(authority)).first()
+    if who is None:
+        raise LookupError("the ledger holds no initialized authority")
+    keys = connection.execute(
+        select(authority_keys)
+        .where(authority_keys.c.active.is_(True))
+        .order_by(authority_keys.c.activated_position)
+    ).all()
+    active = [
+        ActiveKey(
+            key_id=row.key_id,
+            role=row.role,
+            certificate=(
+                x509.load_pem_x509_certificate(row.certificate.encode())
+                if row.certificate
+                else None
+            ),
+            certificate_pem=row.certificate,
+            key_ref=json.loads(row.key_ref),
+        )
+        for row in keys
+    ]
+    records = []
+    for row in connection.execute(select(provisioners).order_by(provisioners.c.added_position)):
+        jwk = (
+            JWKProvisioner.from_row(row.id, row.name, row.key, row.claims, row.options)
+            if row.type == "JWK"
+            else None
+        )
+        records.append(
+            ProvisionerRecord(
+                id=row.id,
+                name=row.name,
+                type=row.type,
+                kid=row.kid,
+                key=json.loads(row.key),
+                encrypted_key=row.encrypted_key,
+                claims=json.loads(row.claims),
+                options=json.loads(row.options),
+                jwk=jwk,
+            )
+        )
+    return Snapshot(
+        position=position,
+        name=who.name,
+        root_fingerprint=who.root_fingerprint,
+        roots=tuple(k for k in active if k.role == "x509_root"),
+        intermediates=tuple(k for k in active if k.role == "x509_intermediate"),
+        provisioners=tuple(records),
+        by_issuer_kid={(r.name, r.kid): r for r in records if r.kid},
+        by_kid={r.kid: r for r in records if r.kid},
+    )
+
+
+class StateCache:
+    """The newest snapshot, reloaded only when the ledger head has moved."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._snapshot: Snapshot | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> Snapshot:
+        with self.engine.connect() as connection:
+            position = head_position(connection)
+            snapshot = self._snapshot
+            if snapshot is not None and snapshot.position == position:
+                return snapshot
+            with self._lock:
+                if self._snapshot is None or self._snapshot.position != position:
+                    self._snapshot = load_snapshot(connection)
+                return self._snapshot

@@ -1,0 +1,1 @@
+"""Serving the API over TLS with Hypercorn: contexts, workers, the CA's own certificate."""

@@ -1,0 +1,103 @@
+"""`ledgerca serve`: check everything, bind once, then run one or N worker processes."""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Callable
+from multiprocessing import get_context
+from multiprocessing.connection import wait
+from pathlib import Path
+from typing import Any
+
+from ca.authority.authority import Authority
+from ca.errors import ConfigError
+from ca.home import Home
+from ca.keys.files import write_public_file
+from ca.passwords import obtain_password
+from ca.runtime import open_runtime
+from ca.server.certificate import ServerCertificate
+from ca.server.worker import ServeSettings, hypercorn_config, run_worker
+
+Say = Callable[[str], None]
+
+
+def normalise_address(address: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"listen address {address!r} is not HOST:PORT")
+    return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 - ":9443" means every interface, as in step-ca
+
+
+def serve(
+    home: Home,
+    *,
+    address: str | None,
+    workers: int,
+    password_file: Path | None,
+    body_limit: int,
+    say: Say,
+) -> int:
+    runtime = open_runtime(home)
+    config = runtime.config
+    if password_file is None and config.password_file:
+        password_file = home.resolve(config.password_file)
+    password, _ = obtain_password(password_file, what="intermediate key", new=False)
+    authority = Authority(runtime, password)
+    settings = ServeSettings(
+        home=home.path,
+        address=normalise_address(address or config.address),
+        workers=max(1, workers),
+        body_limit=body_limit,
+        password=password,
+    )
+    server_cert = ServerCertificate(
+        home, authority, config.dns_names, password, authority.server_cert_lifetime
+    )
+    server_cert.ensure()
+    snapshot = authority.snapshot()
+    client_cas = b"".join(
+        (key.certificate_pem or "").encode() for key in snapshot.roots + snapshot.intermediates
+    )
+    write_public_file(home.certs_dir / "client_cas.pem", client_cas)
+
+    sockets = hypercorn_config(settings, config, server_cert).create_sockets()
+    bound = sockets.secure_sockets[0].getsockname()
+    say(f"X.509 Root Fingerprint: {snapshot.root_fingerprint}")
+    say(f"Serving HTTPS on https://{bound[0]}:{bound[1]} with {settings.workers} worker(s)")
+
+    if settings.workers == 1:
+        run_worker(settings, sockets, authority=authority)
+        return 0
+    authority.close()
+    return _supervise(settings, sockets)
+
+
+def _supervise(settings: ServeSettings, sockets: Any) -> int:
+    ctx = get_context("spawn")
+    shutdown = ctx.Event()
+    processes = [
+        ctx.Process(
+            target=run_worker,
+            kwargs={"settings": settings, "sockets": sockets, "shutdown_event": shutdown},
+        )
+        for _ in range(settings.workers)
+    ]
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for process in processes:
+        process.start()
+
+    def stop(*_: object) -> None:
+        shutdown.set()
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    wait([p.sentinel for p in processes])
+    # One worker ended: a clean shutdown ends them all, a crash takes the rest down too.
+    shutdown.set()
+    for process in processes:
+        process.join(timeout=15)
+        if process.is_alive():
+            process.terminate()
+    for sock in sockets.secure_sockets:
+        sock.close()
+    return max((p.exitcode or 0) for p in processes)

@@ -1,0 +1,202 @@
+"""Real CAs for tests: `ledgerca init` into a temp home, `ledgerca serve` on a free loopback
+port with real TLS, and one-time tokens minted the way step's CLI mints them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from ca.provisioners.jwk_keys import decrypt_provisioner_key
+
+PASSWORD = b"ca-password-for-tests"
+PROVISIONER_PASSWORD = b"provisioner-password-for-tests"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def cli_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERCA")}
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def ledgerca(
+    *args: str, home: Path, check: bool = True, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ca", "--home", str(home), *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=cli_env(),
+        check=check,
+        timeout=timeout,
+    )
+
+
+@dataclass
+class CAHome:
+    home: Path
+    port: int
+    password_file: Path
+    provisioner_password_file: Path
+    database: str | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.home / "certs" / "root_ca.crt"
+
+    @property
+    def intermediate(self) -> Path:
+        return self.home / "certs" / "intermediate_ca.crt"
+
+    def provisioner(self, name: str = "admin") -> dict[str, Any]:
+        """The provisioner.added payload from the ledger (public key, encrypted key)."""
+        out = ledgerca("ledger", "log", "--json", "--type", "provisioner.added", home=self.home)
+        for line in out.stdout.splitlines():
+            data = json.loads(line)["data"]
+            if data["name"] == name:
+                return dict(data)
+        raise LookupError(name)
+
+
+def init_ca(base: Path, *, database: str | None = None, name: str = "Test CA") -> CAHome:
+    base.mkdir(parents=True, exist_ok=True)
+    password_file = base / "ca.pw"
+    password_file.write_bytes(PASSWORD)
+    provisioner_password_file = base / "prov.pw"
+    provisioner_password_file.write_bytes(PROVISIONER_PASSWORD)
+    port = free_port()
+    home = base / "home"
+    args = [
+        "init", "--name", name, "--dns", "localhost,127.0.0.1", "--address", f"127.0.0.1:{port}",
+        "--password-file", str(password_file),
+        "--provisioner-password-file", str(provisioner_password_file),
+    ]  # fmt: skip
+    if database:
+        args += ["--db", database]
+    ledgerca(*args, home=home)
+    return CAHome(home, port, password_file, provisioner_password_file, database)
+
+
+@dataclass
+class RunningCA:
+    ca: CAHome
+    process: subprocess.Popen[str]
+    port: int
+    log_lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        return httpx.Client(base_url=self.url, verify=str(self.ca.root), timeout=30, **kwargs)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_ca(
+    ca: CAHome, *, port: int | None = None, workers: int = 1, extra: tuple[str, ...] = ()
+) -> RunningCA:
+    port = port or ca.port
+    process = subprocess.Popen(
+        [
+            sys.executable, "-m", "ca", "--home", str(ca.home), "serve",
+            "--address", f"127.0.0.1:{port}", "--password-file", str(ca.password_file),
+            "--workers", str(workers), *extra,
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=cli_env(),
+    )  # fmt: skip
+    running = RunningCA(ca, process, port)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read() if process.stdout else ""
+            raise RuntimeError(f"ledgerca serve exited with {process.returncode}:\n{output}")
+        try:
+            with running.client() as client:
+                if client.get("/health").status_code == 200:
+                    return running
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    running.stop()
+    raise RuntimeError("ledgerca serve did not become healthy within 60 s")
+
+
+def provisioner_key(ca: CAHome, name: str = "admin") -> tuple[ECKey, str]:
+    data = ca.provisioner(name)
+    key = decrypt_provisioner_key(data["encrypted_key"], PROVISIONER_PASSWORD, name=name)
+    assert isinstance(key, ECKey)
+    return key, str(data["key"]["kid"])
+
+
+def mint_token(
+    key: ECKey,
+    kid: str,
+    *,
+    subject: str,
+    audience: str,
+    issuer: str = "admin",
+    sans: list[str] | None = None,
+    root_pem: bytes | None = None,
+    lifetime: int = 300,
+    not_before: int | None = None,
+    issued_at: int | None = None,
+    alg: str = "ES256",
+    extra: dict[str, Any] | None = None,
+) -> str:
+    """A JWK one-time token as `step ca token` mints it."""
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": issuer,
+        "sub": subject,
+        "aud": audience,
+        "sans": sans if sans is not None else [subject],
+        "jti": secrets.token_hex(32),
+        "iat": issued_at if issued_at is not None else now,
+        "nbf": not_before if not_before is not None else now,
+        "exp": now + lifetime,
+    }
+    if root_pem is not None:
+        from cryptography import x509
+
+        der = x509.load_pem_x509_certificate(root_pem).public_bytes(
+            __import__(
+                "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
+            ).Encoding.DER
+        )
+        claims["sha"] = hashlib.sha256(der).hexdigest()
+    claims.update(extra or {})
+    header = {"alg": alg, "kid": kid, "typ": "JWT"}
+    return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=[alg])
