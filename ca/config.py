@@ -39,6 +39,8 @@ class CAConfig:
     intermediate_key: str = "secrets/intermediate_ca_key"
     password_file: str | None = None
     """Where an unattended `serve` reads the intermediate key's password (optional)."""
+    tls_cert_lifetime: str = "24h"
+    """Lifetime of the CA's own TLS certificate (renewed when a third of it is left)."""
     tls: TLSSettings = field(default_factory=TLSSettings)
 
     def to_toml(self) -> str:

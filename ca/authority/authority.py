@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ca.authority.state import ActiveKey, Snapshot, StateCache
+from ca.durations import parse_go_duration
 from ca.errors import AuthError, BadRequest, ConfigError, SignerError
 from ca.keys.files import KeyType, PrivateKey, PublicKey, load_private_key
 from ca.keys.ids import key_id
@@ -107,8 +108,6 @@ def parse_csr(text: str) -> x509.CertificateSigningRequest:
 class Authority:
     """Signs certificates for one CA; safe to share between threads of one process."""
 
-    server_cert_lifetime = timedelta(hours=24)
-
     def __init__(
         self, runtime: Runtime, password: bytes, *, clock: Callable[[], datetime] = utcnow
     ) -> None:
@@ -120,6 +119,9 @@ class Authority:
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.state = StateCache(runtime.engine)
         self.sign_audiences = audiences(runtime.config.dns_names, "sign")
+        self.server_cert_lifetime = parse_go_duration(runtime.config.tls_cert_lifetime)
+        if self.server_cert_lifetime < timedelta(seconds=10):
+            raise ConfigError("tls_cert_lifetime must be at least 10s")
         self._keys: dict[str, PrivateKey] = {}
         self._keys_lock = threading.Lock()
         # Load the signing key now: a wrong password stops `serve` before it binds.

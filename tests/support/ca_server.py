@@ -9,10 +9,11 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +103,19 @@ class RunningCA:
     ca: CAHome
     process: subprocess.Popen[str]
     port: int
-    log_lines: list[str] = field(default_factory=list)
+    log_file: Path
+
+    def output(self) -> str:
+        """Everything the server printed so far (stdout and stderr)."""
+        return self.log_file.read_text(errors="replace")
 
     @property
     def url(self) -> str:
         return f"https://localhost:{self.port}"
 
     def client(self, **kwargs: Any) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=str(self.ca.root), timeout=30, **kwargs)
+        context = ssl.create_default_context(cafile=str(self.ca.root))
+        return httpx.Client(base_url=self.url, verify=context, timeout=30, **kwargs)
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -125,6 +131,8 @@ def start_ca(
     ca: CAHome, *, port: int | None = None, workers: int = 1, extra: tuple[str, ...] = ()
 ) -> RunningCA:
     port = port or ca.port
+    log_file = ca.home.parent / f"serve-{port}.log"
+    log = log_file.open("a")
     process = subprocess.Popen(
         [
             sys.executable, "-m", "ca", "--home", str(ca.home), "serve",
@@ -132,17 +140,19 @@ def start_ca(
             "--workers", str(workers), *extra,
         ],
         stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
         env=cli_env(),
     )  # fmt: skip
-    running = RunningCA(ca, process, port)
+    log.close()  # the child holds its own descriptor
+    running = RunningCA(ca, process, port, log_file)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read() if process.stdout else ""
-            raise RuntimeError(f"ledgerca serve exited with {process.returncode}:\n{output}")
+            raise RuntimeError(
+                f"ledgerca serve exited with {process.returncode}:\n{running.output()}"
+            )
         try:
             with running.client() as client:
                 if client.get("/health").status_code == 200:
