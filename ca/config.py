@@ -18,6 +18,9 @@ from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import write_private_file
 
+DEFAULT_BODY_LIMIT = 64 * 1024
+"""Largest request body the API accepts unless `serve --max-body` says otherwise."""
+
 DEFAULT_CIPHERS = ("ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-ECDSA-AES128-GCM-SHA256")
 
 

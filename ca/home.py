@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_HOME = Path("~/.ledgerca")
+EMBEDDED_DATABASE = "sqlite:///db/ledger.sqlite"
+"""The config's default database: a SQLite path relative to the home, so a home can move."""
 
 
 def default_home() -> Path:
@@ -61,8 +63,12 @@ class Home:
     def sqlite_file(self) -> Path:
         return self.db_dir / "ledger.sqlite"
 
-    def sqlite_url(self) -> str:
-        return f"sqlite:///{self.sqlite_file}"
+    def database_url(self, url: str) -> str:
+        """The config's database URL, with a relative SQLite path resolved against the home."""
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/"):
+            return prefix + str(self.path / url[len(prefix) :])
+        return url
 
     def resolve(self, path: str | Path) -> Path:
         """A path from the config: relative ones are relative to the home."""

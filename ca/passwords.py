@@ -22,7 +22,9 @@ def read_password_file(path: Path, *, what: str) -> bytes:
     except FileNotFoundError:
         raise PasswordError(f"password file for the {what} not found: {path}") from None
     except OSError as exc:
-        raise PasswordError(f"cannot read the password file for the {what}: {exc}") from exc
+        raise PasswordError(
+            f"cannot read the password file for the {what} {path}: {exc.strerror or exc}"
+        ) from exc
     password = data.rstrip(b"\r\n")
     if not password:
         raise PasswordError(f"the password file for the {what} is empty: {path}")

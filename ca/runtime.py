@@ -28,7 +28,7 @@ class Runtime:
 def open_runtime(home: Home, *, database: str | None = None, check_schema: bool = True) -> Runtime:
     """Open the CA at `home`. With `check_schema`, refuse a database that needs an upgrade."""
     config = load_config(home)
-    engine = create_engine(database or config.database)
+    engine = create_engine(database or home.database_url(config.database))
     try:
         if check_schema:
             migrations.require_current(engine)

@@ -1,9 +1,17 @@
 """The append-only, hash-chained event ledger. Knows nothing of HTTP, keys or projections."""
 
 from ledger.canonical import canonical_bytes, canonical_json
-from ledger.database import create_engine, is_sqlite
-from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
+from ledger.database import create_engine, is_sqlite, is_unique_violation
+from ledger.errors import (
+    AppendRefused,
+    ConcurrencyConflict,
+    IntegrityViolation,
+    LedgerError,
+    SchemaError,
+    UnsupportedDatabase,
+)
 from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
+from ledger.group_commit import GroupCommitter
 from ledger.hashing import GENESIS_HASH, event_hash
 from ledger.store import AppendTransaction, EventStore, InlineApplier
 from ledger.upcasting import Upcasters
@@ -11,9 +19,11 @@ from ledger.verify import Verified, verify_chain
 
 __all__ = [
     "GENESIS_HASH",
+    "AppendRefused",
     "AppendTransaction",
     "ConcurrencyConflict",
     "EventStore",
+    "GroupCommitter",
     "Head",
     "InlineApplier",
     "IntegrityViolation",
@@ -21,6 +31,7 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "SchemaError",
+    "UnsupportedDatabase",
     "Upcasters",
     "Verified",
     "canonical_bytes",
@@ -29,6 +40,7 @@ __all__ = [
     "event_hash",
     "format_time",
     "is_sqlite",
+    "is_unique_violation",
     "parse_time",
     "verify_chain",
 ]

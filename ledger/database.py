@@ -13,6 +13,9 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError
+
+from ledger.errors import UnsupportedDatabase
 
 WRITE = {"ledger_write": True}
 """Execution options for a connection that will append (SQLite: `BEGIN IMMEDIATE`)."""
@@ -24,7 +27,10 @@ def is_sqlite(engine: Engine) -> bool:
 
 def create_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine for `url` (`sqlite:///path` or `postgresql+psycopg://...`)."""
-    parsed = make_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise UnsupportedDatabase(f"not a database URL: {url!r}") from exc
     if parsed.get_backend_name() == "sqlite":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 60)
@@ -34,9 +40,20 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
         return sa_create_engine(url, **kwargs)
-    raise ValueError(
-        f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql"
+    raise UnsupportedDatabase(
+        f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"
+        " postgresql+psycopg://USER@HOST/DB"
     )
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """True for a UNIQUE/PRIMARY KEY violation; False for other refusals (e.g. a trigger)."""
+    original = exc.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate is not None:
+        return bool(sqlstate == "23505")
+    name = getattr(original, "sqlite_errorname", "")
+    return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
 
 
 def _configure_sqlite(engine: Engine) -> None:

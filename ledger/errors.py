@@ -25,3 +25,11 @@ class IntegrityViolation(LedgerError):
 
 class SchemaError(LedgerError):
     """The database schema is missing or older than this code needs."""
+
+
+class UnsupportedDatabase(LedgerError, ValueError):
+    """The database URL names a backend the ledger does not support."""
+
+
+class AppendRefused(LedgerError):
+    """The database refused an append for a reason other than a version conflict."""

@@ -20,8 +20,8 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json, parse_json
-from ledger.database import WRITE, is_sqlite
-from ledger.errors import ConcurrencyConflict, LedgerError
+from ledger.database import WRITE, is_sqlite, is_unique_violation
+from ledger.errors import AppendRefused, ConcurrencyConflict, LedgerError
 from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
 from ledger.hashing import GENESIS_HASH, event_hash
 from ledger.schema import events as events_table
@@ -226,10 +226,14 @@ class AppendTransaction:
         self, events: Sequence[NewEvent], actor: Mapping[str, Any], expected: Mapping[str, int]
     ) -> list[RecordedEvent]:
         for stream, version in expected.items():
-            current = self._version(stream)
-            if current != version:
+            known = self._versions.get(stream)
+            if known is None:
+                # Trust the caller's expectation instead of reading the stream first: if it is
+                # wrong, UNIQUE(stream, version) refuses the insert below (versions are dense).
+                self._versions[stream] = version
+            elif known != version:
                 raise ConcurrencyConflict(
-                    f"stream {stream} is at version {current}, expected {version}", stream=stream
+                    f"stream {stream} is at version {known}, expected {version}", stream=stream
                 )
         now = format_time(self.store.clock())
         # Keep recorded_at monotonic with position, so "as of a time" maps to a prefix.
@@ -275,7 +279,13 @@ class AppendTransaction:
         try:
             self.connection.execute(events_table.insert(), rows)
         except IntegrityError as exc:
-            raise ConcurrencyConflict(f"a concurrent append won the race: {exc.orig}") from exc
+            if not is_unique_violation(exc):
+                raise AppendRefused(f"the database refused the append: {exc.orig}") from exc
+            streams = list(expected) or [e.stream for e in events]
+            raise ConcurrencyConflict(
+                f"stream {', '.join(streams)} is not at the expected version: {exc.orig}",
+                stream=streams[0] if len(streams) == 1 else None,
+            ) from exc
         return recorded
 
     def finish(self) -> None:

@@ -5,9 +5,10 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, select, update
+from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, update
+from sqlalchemy.exc import IntegrityError
 
-from ledger import RecordedEvent, canonical_json
+from ledger import RecordedEvent, canonical_json, is_unique_violation
 from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
@@ -41,30 +42,31 @@ certificates = Table(
 def _issued(connection: Connection, event: RecordedEvent) -> None:
     data = event.data
     serial = str(data["serial"])
-    exists = connection.execute(
-        select(certificates.c.serial).where(certificates.c.serial == serial)
-    ).first()
-    if exists is not None:
-        raise ProjectionConflict(f"serial {serial} was already issued")
     provisioner = data.get("provisioner") or {}
-    connection.execute(
-        certificates.insert().values(
-            serial=serial,
-            subject=data["subject"],
-            sans=canonical_json(data.get("sans", [])),
-            not_before=data["not_before"],
-            not_after=data["not_after"],
-            status="valid",
-            provisioner_id=provisioner.get("id"),
-            provisioner_name=provisioner.get("name"),
-            issuer_key_id=data["issuer_key_id"],
-            token_id=data.get("token_id"),
-            renewed_from=data.get("renewed_from"),
-            rekeyed_from=data.get("rekeyed_from"),
-            certificate=data["certificate"],
-            issued_position=event.position,
+    try:
+        connection.execute(
+            certificates.insert().values(
+                serial=serial,
+                subject=data["subject"],
+                sans=canonical_json(data.get("sans", [])),
+                not_before=data["not_before"],
+                not_after=data["not_after"],
+                status="valid",
+                provisioner_id=provisioner.get("id"),
+                provisioner_name=provisioner.get("name"),
+                issuer_key_id=data["issuer_key_id"],
+                token_id=data.get("token_id"),
+                renewed_from=data.get("renewed_from"),
+                rekeyed_from=data.get("rekeyed_from"),
+                certificate=data["certificate"],
+                issued_position=event.position,
+            )
         )
-    )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        # The primary key is the check: no read before the write on the hot path.
+        raise ProjectionConflict(f"serial {serial} was already issued") from None
 
 
 def _revoked(connection: Connection, event: RecordedEvent) -> None:

@@ -6,9 +6,10 @@ is refused even when it reaches another process on the same database at the same
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, String, Table, select
+from sqlalchemy import Column, Connection, String, Table
+from sqlalchemy.exc import IntegrityError
 
-from ledger import RecordedEvent
+from ledger import RecordedEvent, is_unique_violation
 from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
@@ -31,20 +32,21 @@ def _spend(connection: Connection, event: RecordedEvent) -> None:
     token_id = event.data.get("token_id")
     if not token_id:
         return
-    spent = connection.execute(
-        select(used_tokens.c.token_id).where(used_tokens.c.token_id == token_id)
-    ).first()
-    if spent is not None:
-        raise TokenAlreadyUsed("token already used")
     provisioner = event.data.get("provisioner") or {}
-    connection.execute(
-        used_tokens.insert().values(
-            token_id=token_id,
-            provisioner_id=provisioner.get("id"),
-            stream=event.stream,
-            used_position=event.position,
+    try:
+        connection.execute(
+            used_tokens.insert().values(
+                token_id=token_id,
+                provisioner_id=provisioner.get("id"),
+                stream=event.stream,
+                used_position=event.position,
+            )
         )
-    )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        # The primary key is the check, atomic with the append on every backend.
+        raise TokenAlreadyUsed("token already used") from None
 
 
 projection = Projection(

@@ -16,8 +16,7 @@ from ca.api import provisioners, roots, sign
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ca.authority.authority import Authority
-
-DEFAULT_BODY_LIMIT = 64 * 1024
+from ca.config import DEFAULT_BODY_LIMIT
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

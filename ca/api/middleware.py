@@ -28,12 +28,19 @@ class RequestContext:
 class RequestIdMiddleware:
     """Honour a client's X-Request-Id (if sane) or make one; return it; log the request."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, max_header_bytes: int = 16 * 1024) -> None:
         self.app = app
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
+            return
+        if sum(len(k) + len(v) for k, v in scope["headers"]) > self.max_header_bytes:
+            # Hypercorn's own limit only bounds what h11 has not parsed yet.
+            response = error_response(431, "request headers too large")
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)
             return
         given = dict(scope["headers"]).get(REQUEST_ID, b"").decode("latin-1")
         request_id = given if 0 < len(given) <= 128 and given.isprintable() else str(uuid.uuid4())
@@ -78,9 +85,10 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.limit:
-            await error_response(413, f"request body larger than {self.limit} bytes")(
-                scope, receive, send
-            )
+            response = error_response(413, f"request body larger than {self.limit} bytes")
+            # The body stays unread, so this connection cannot carry another request.
+            response.headers["connection"] = "close"
+            await response(scope, receive, send)
             return
         received = 0
 

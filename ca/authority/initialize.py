@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 import migrations
 from ca.config import CAConfig, save_config
 from ca.errors import ConfigError
-from ca.home import Home
+from ca.home import EMBEDDED_DATABASE, Home
 from ca.keys.files import (
     PrivateKey,
     encrypt_private_key,
@@ -136,21 +136,25 @@ def initialize(home_path: Path, options: InitOptions, *, say: Say) -> InitResult
     staging = Home(home.path.parent / f".{home.path.name}.init-{uuid.uuid4().hex[:8]}")
     try:
         result = _build(staging, home, options, say=say)
-        _swap_in(staging.path, home.path)
+        _swap_in(staging.path, home.path, force=options.force)
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)
         raise
     return result
 
 
-def _swap_in(staging: Path, final: Path) -> None:
-    if final.exists():
+def _swap_in(staging: Path, final: Path, *, force: bool) -> None:
+    if force and final.exists():
         retired = final.parent / f".{final.name}.replaced-{uuid.uuid4().hex[:8]}"
         final.rename(retired)
         staging.rename(final)
         shutil.rmtree(retired, ignore_errors=True)
-    else:
+        return
+    try:
+        # rename(2) refuses a non-empty target: of two concurrent inits, one loses here.
         staging.rename(final)
+    except OSError as exc:
+        raise ConfigError(f"{final} already holds a CA: use --force to replace it") from exc
 
 
 def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> InitResult:
@@ -198,7 +202,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         generated.append(home.secrets_dir / "provisioner_password")
     provisioner_key = create_provisioner_key(provisioner_password, kty="EC")
 
-    database = options.database or home.sqlite_url()
+    database = options.database or EMBEDDED_DATABASE
     config = CAConfig(
         name=options.name,
         dns_names=options.dns_names,
@@ -229,7 +233,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         }),
     ]  # fmt: skip
     # The embedded database is created inside the staging home and moves with it.
-    engine_url = options.database or staging.sqlite_url()
+    engine_url = staging.database_url(database)
     engine = create_engine(engine_url)
     try:
         migrations.upgrade(engine)
@@ -239,7 +243,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         raise ConfigError(f"cannot write the ledger: {exc}") from exc
     finally:
         engine.dispose()
-    return InitResult(home.path, root_fp, database, generated)
+    return InitResult(home.path, root_fp, home.database_url(database), generated)
 
 
 def _key_payload(
@@ -294,11 +298,16 @@ def write_intermediate_csr(
     for path in (out, key_path):
         if path.exists():
             raise ConfigError(f"{path} already exists: choose another --intermediate-csr path")
+    out.parent.mkdir(parents=True, exist_ok=True)
     key = generate_private_key(kty)
     password, generated = obtain_password(
         password_file, what="intermediate key", new=True, generate_to=password_path
     )
     csr = build_intermediate_csr(key, name=name)
-    write_private_file(key_path, encrypt_private_key(key, password))
     write_public_file(out, csr.public_bytes(serialization.Encoding.PEM))
+    try:
+        write_private_file(key_path, encrypt_private_key(key, password))
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     return out, key_path, generated

@@ -15,7 +15,8 @@ from cryptography import x509
 from sqlalchemy import Connection, Engine, select
 
 from ca.provisioners.jwk import JWKProvisioner
-from ledger.schema import ledger_head
+from ledger import catalogue as ev
+from ledger.schema import events, ledger_head
 from projections.authority_keys import authority, authority_keys
 from projections.provisioners import provisioners
 
@@ -121,21 +122,48 @@ def load_snapshot(connection: Connection) -> Snapshot:
     )
 
 
+STATE_TYPES = (
+    ev.AUTHORITY_INITIALIZED,
+    ev.KEY_ACTIVATED,
+    ev.KEY_RETIRED,
+    ev.PROVISIONER_ADDED,
+    ev.PROVISIONER_UPDATED,
+    ev.PROVISIONER_REMOVED,
+)
+"""Event types that change what a snapshot holds; certificates and revocations do not."""
+
+
 class StateCache:
-    """The newest snapshot, reloaded only when the ledger head has moved."""
+    """The newest snapshot, reloaded only when an event that changes it was appended.
+
+    Each call reads the head position (one indexed row). When the head moved, one more
+    query asks whether any of the new events is a state event; issuance alone never forces
+    a reload.
+    """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._snapshot: Snapshot | None = None
+        self._checked = -1
         self._lock = threading.Lock()
 
     def current(self) -> Snapshot:
         with self.engine.connect() as connection:
             position = head_position(connection)
             snapshot = self._snapshot
-            if snapshot is not None and snapshot.position == position:
+            if snapshot is not None and self._checked >= position:
                 return snapshot
             with self._lock:
-                if self._snapshot is None or self._snapshot.position != position:
+                if self._snapshot is not None and self._checked < position:
+                    changed = connection.execute(
+                        select(events.c.position)
+                        .where(events.c.position > self._checked, events.c.type.in_(STATE_TYPES))
+                        .limit(1)
+                    ).first()
+                    if changed is None:
+                        self._checked = position
+                        return self._snapshot
+                if self._snapshot is None or self._checked < position:
                     self._snapshot = load_snapshot(connection)
+                    self._checked = self._snapshot.position
                 return self._snapshot

@@ -17,7 +17,7 @@ def db() -> None:
 
 
 def _url(home: Home, database: str | None) -> str:
-    return database or load_config(home).database
+    return database or home.database_url(load_config(home).database)
 
 
 @db.command()

@@ -20,7 +20,7 @@ from ledger import NewEvent
 from ledger import catalogue as ev
 from projections.provisioners import provisioners
 
-PasswordFile = click.Path(path_type=Path, dir_okay=False)
+PasswordFile = click.Path(path_type=Path)
 
 
 @cli.command(name="change-password")

@@ -7,15 +7,16 @@ from pathlib import Path
 
 import click
 
-from ca.api.app import DEFAULT_BODY_LIMIT
 from ca.cli import cli
+from ca.config import DEFAULT_BODY_LIMIT
 from ca.home import Home
-from ca.server.supervisor import serve as run_server
 
 
 def start(
     home: Home, *, address: str | None, workers: int, password_file: Path | None, body_limit: int
 ) -> None:
+    from ca.server.supervisor import serve as run_server  # the server stack, only when serving
+
     code = run_server(
         home,
         address=address,
@@ -38,7 +39,7 @@ def start(
 )
 @click.option(
     "--password-file",
-    type=click.Path(path_type=Path, dir_okay=False),
+    type=click.Path(path_type=Path),
     help="File holding the intermediate key's password (default: the config's).",
 )
 @click.option(

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ca.api.app import DEFAULT_BODY_LIMIT
 from ca.authority.initialize import (
     InitOptions,
     InitResult,
@@ -15,9 +14,10 @@ from ca.authority.initialize import (
 )
 from ca.cli import cli
 from ca.cli.serve import start
+from ca.config import DEFAULT_BODY_LIMIT
 from ca.home import Home
 
-PasswordFile = click.Path(path_type=Path, dir_okay=False)
+PasswordFile = click.Path(path_type=Path)
 
 
 def _report(result: InitResult) -> None:

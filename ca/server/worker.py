@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ from ca.config import CAConfig
 from ca.home import Home
 from ca.logs import configure_logging
 from ca.runtime import open_runtime
+from ca.server import hypercorn_patches
 from ca.server.certificate import ServerCertificate
 from ca.server.tls import server_context
 
@@ -115,7 +117,8 @@ def run_worker(
     authority: Authority | None = None,
 ) -> None:
     """Entry point of a worker (a spawned process, or the supervisor itself with one worker)."""
-    configure_logging()
+    configure_logging(sys.stdout)
+    hypercorn_patches.install()
     if authority is None:
         authority = Authority(open_runtime(Home(settings.home)), settings.password)
     config = authority.runtime.config

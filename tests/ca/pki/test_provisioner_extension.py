@@ -21,7 +21,7 @@ def test_extension_round_trips(kind: int, name: str, credential: str, kvs: list[
 def test_a_jwk_provisioner_extension_has_step_cas_exact_bytes() -> None:
     # SEQUENCE { INTEGER 1, OCTET STRING "admin", OCTET STRING "kid" }
     assert encode(ProvisionerExtension(1, "admin", "kid")) == bytes.fromhex(
-        "300f" "020101" "040561646d696e" "04036b6964"
+        "300f020101040561646d696e04036b6964"
     )
 
 
