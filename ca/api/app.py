@@ -12,11 +12,12 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from ca.api import provisioners, roots, sign
+from ca.api import crl, lifecycle, ocsp, provisioners, roots, sign
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ca.authority.authority import Authority
 from ca.config import DEFAULT_BODY_LIMIT
+from ca.server.peer import PeerCertificateMiddleware
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -30,7 +31,14 @@ def create_app(
     body_limit: int = DEFAULT_BODY_LIMIT,
     on_startup: Sequence[Callable[[], None]] = (),
 ) -> ASGIApp:
-    routes = [*roots.routes, *provisioners.routes, *sign.routes]
+    routes = [
+        *roots.routes,
+        *provisioners.routes,
+        *sign.routes,
+        *lifecycle.routes,
+        *crl.routes,
+        *ocsp.routes,
+    ]
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -44,4 +52,4 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.authority = authority
-    return RequestIdMiddleware(BodyLimitMiddleware(app, body_limit))
+    return RequestIdMiddleware(BodyLimitMiddleware(PeerCertificateMiddleware(app), body_limit))

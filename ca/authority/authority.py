@@ -40,7 +40,7 @@ from ca.templates.x509 import (
     template_data,
 )
 from ca.templates.x509 import SAN as TemplateSAN
-from ledger import NewEvent, format_time
+from ledger import GroupCommitter, NewEvent, format_time
 from ledger import catalogue as ev
 from projections.used_tokens import TokenAlreadyUsed
 
@@ -118,6 +118,8 @@ class Authority:
         self.started_at = clock()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.state = StateCache(runtime.engine)
+        # Concurrent requests' events share commits (see ledger.group_commit).
+        self.appender = GroupCommitter(runtime.store)
         self.sign_audiences = audiences(runtime.config.dns_names, "sign")
         self.server_cert_lifetime = parse_go_duration(runtime.config.tls_cert_lifetime)
         if self.server_cert_lifetime < timedelta(seconds=10):
@@ -128,6 +130,7 @@ class Authority:
         self.signing_key(self.snapshot().intermediate)
 
     def close(self) -> None:
+        self.appender.close()
         self.runtime.close()
 
     # -- state and keys ----------------------------------------------------------------
@@ -338,7 +341,7 @@ class Authority:
         if info.remote_address:
             actor["remote_address"] = info.remote_address
         try:
-            (recorded,) = self.store.append([event], actor=actor, expected={stream: 0})
+            (recorded,) = self.appender.append([event], actor=actor, expected={stream: 0})
         except TokenAlreadyUsed:
             raise AuthError("token already used") from None
         return recorded.position

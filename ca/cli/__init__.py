@@ -56,4 +56,14 @@ def main() -> None:
 
 
 # Registered last: the command modules import `cli` from here.
-from ca.cli import client, database, ledger, passwords, projections, serve, setup  # noqa: E402, F401
+from ca.cli import (  # noqa: E402, F401
+    client,
+    crl,
+    database,
+    ledger,
+    lifecycle,
+    passwords,
+    projections,
+    serve,
+    setup,
+)
