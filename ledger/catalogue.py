@@ -23,6 +23,12 @@ x509.issued              stream `x509/<serial>`
      renewed_from | null, rekeyed_from | null}
 x509.revoked             stream `x509/<serial>`
     {serial, reason_code, reason, revoked_at}
+crl.published            stream `crl/<issuer_key_id>`
+    {issuer_key_id, number, this_update, next_update, revoked_through, entries, der}
+    number: the CRL number, equal to the event's stream version (1, 2, ...); appended with
+    `expected` = the previous number, so two instances never publish one number twice.
+    revoked_through: the ledger position whose revocations the CRL reflects.
+    entries: how many revoked certificates it lists. der: base64 of the signed DER CRL.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ PROVISIONER_UPDATED = "provisioner.updated"
 PROVISIONER_REMOVED = "provisioner.removed"
 X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
+CRL_PUBLISHED = "crl.published"
 
 AUTHORITY_STREAM = "authority"
 
@@ -45,3 +52,7 @@ def provisioner_stream(provisioner_id: str) -> str:
 
 def x509_stream(serial: str) -> str:
     return f"x509/{serial}"
+
+
+def crl_stream(issuer_key_id: str) -> str:
+    return f"crl/{issuer_key_id}"

@@ -8,6 +8,10 @@ then fail with "database is locked" at the first write.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import os
+import threading
 from typing import Any
 
 from sqlalchemy import Connection, Engine, event
@@ -23,6 +27,54 @@ WRITE = {"ledger_write": True}
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+class _FileLock:
+    """An exclusive lock shared by threads and processes: a thread lock, then flock(2)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._thread_lock = threading.Lock()
+        self._fd: int | None = None
+
+    def __enter__(self) -> None:
+        self._thread_lock.acquire()
+        try:
+            if self._fd is None:
+                self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+        except BaseException:
+            self._thread_lock.release()
+            raise
+
+    def __exit__(self, *_: object) -> None:
+        try:
+            if self._fd is not None:
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._thread_lock.release()
+
+
+_write_locks: dict[str, _FileLock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(engine: Engine) -> contextlib.AbstractContextManager[None]:
+    """Serialise SQLite writers before `BEGIN IMMEDIATE`.
+
+    SQLite's own busy handler makes a blocked writer sleep and retry (1, 2, 5, 10… ms);
+    with several processes appending, those sleeps dominate. A blocking flock wakes the next
+    writer the moment the lock is released. PostgreSQL needs nothing: its row lock queues.
+    """
+    database = engine.url.database
+    if not is_sqlite(engine) or not database or database == ":memory:":
+        return contextlib.nullcontext()
+    path = os.path.abspath(database) + "-writelock"
+    with _write_locks_guard:
+        lock = _write_locks.get(path)
+        if lock is None:
+            lock = _write_locks[path] = _FileLock(path)
+    return lock
 
 
 def create_engine(url: str, **kwargs: Any) -> Engine:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json, parse_json
-from ledger.database import WRITE, is_sqlite, is_unique_violation
+from ledger.database import WRITE, is_sqlite, is_unique_violation, write_lock
 from ledger.errors import AppendRefused, ConcurrencyConflict, LedgerError
 from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
 from ledger.hashing import GENESIS_HASH, event_hash
@@ -70,7 +70,7 @@ class EventStore:
     @contextmanager
     def transaction(self) -> Iterator[AppendTransaction]:
         """Hold the ledger lock for one commit that may carry several appends."""
-        with self.engine.connect() as connection:
+        with write_lock(self.engine), self.engine.connect() as connection:
             connection = connection.execution_options(**WRITE)
             with connection.begin():
                 tx = AppendTransaction(self, connection)

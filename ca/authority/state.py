@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, func, select
 
 from ca.provisioners.jwk import JWKProvisioner
 from ledger import catalogue as ev
@@ -133,37 +133,36 @@ STATE_TYPES = (
 """Event types that change what a snapshot holds; certificates and revocations do not."""
 
 
+def state_position(connection: Connection) -> int:
+    """The position of the newest event that changes a snapshot (0 if none)."""
+    value = connection.execute(
+        select(func.max(events.c.position)).where(events.c.type.in_(STATE_TYPES))
+    ).scalar()
+    return int(value or 0)
+
+
 class StateCache:
     """The newest snapshot, reloaded only when an event that changes it was appended.
 
-    Each call reads the head position (one indexed row). When the head moved, one more
-    query asks whether any of the new events is a state event; issuance alone never forces
-    a reload.
+    Each call asks one indexed question — the position of the newest state event — so
+    issuance alone (which never appends state events) never forces a reload, while a
+    provisioner change committed by any instance is seen on the very next request.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._snapshot: Snapshot | None = None
-        self._checked = -1
+        self._state_position = -1
         self._lock = threading.Lock()
 
     def current(self) -> Snapshot:
         with self.engine.connect() as connection:
-            position = head_position(connection)
+            position = state_position(connection)
             snapshot = self._snapshot
-            if snapshot is not None and self._checked >= position:
+            if snapshot is not None and self._state_position == position:
                 return snapshot
             with self._lock:
-                if self._snapshot is not None and self._checked < position:
-                    changed = connection.execute(
-                        select(events.c.position)
-                        .where(events.c.position > self._checked, events.c.type.in_(STATE_TYPES))
-                        .limit(1)
-                    ).first()
-                    if changed is None:
-                        self._checked = position
-                        return self._snapshot
-                if self._snapshot is None or self._checked < position:
+                if self._snapshot is None or self._state_position != position:
                     self._snapshot = load_snapshot(connection)
-                    self._checked = self._snapshot.position
+                    self._state_position = position
                 return self._snapshot
