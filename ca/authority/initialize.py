@@ -216,10 +216,10 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
     events = [
         NewEvent(ev.AUTHORITY_STREAM, ev.AUTHORITY_INITIALIZED,
                  {"name": options.name, "root_fingerprint": root_fp}),
-        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, _key_payload(
+        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
             "x509_root", root, {"type": "file", "path": "secrets/root_ca_key"}
             if root_key is not None else {"type": "offline"})),
-        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, _key_payload(
+        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
             "x509_intermediate", intermediate,
             {"type": "file", "path": "secrets/intermediate_ca_key"})),
         NewEvent(ev.provisioner_stream(pid := str(uuid.uuid4())), ev.PROVISIONER_ADDED, {
@@ -246,7 +246,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
     return InitResult(home.path, root_fp, home.database_url(database), generated)
 
 
-def _key_payload(
+def key_payload(
     role: str, certificate: x509.Certificate, key_ref: dict[str, str]
 ) -> dict[str, object]:
     public = certificate.public_key()

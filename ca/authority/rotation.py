@@ -1,0 +1,159 @@
+"""Rotating the intermediate: a new key and certificate become active through the ledger.
+
+`authority.key_activated` for the new intermediate and `authority.key_retired` for the old
+one are appended together; every instance signs with the new key on its next issuance (its
+state cache follows state events), with no restart. Certificates issued under the old key
+stay in the ledger and keep their issuer key id.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from ca.authority.initialize import actor, key_payload
+from ca.authority.state import ActiveKey, load_snapshot
+from ca.errors import ConfigError
+from ca.keys.files import (
+    encrypt_private_key,
+    generate_private_key,
+    load_private_key,
+    write_private_file,
+    write_public_file,
+)
+from ca.keys.ids import key_id
+from ca.pki.profiles import build_intermediate_csr, check_intermediate, sign_intermediate_csr
+from ca.runtime import Runtime
+from ledger import NewEvent
+from ledger import catalogue as ev
+
+PENDING_KEY = "secrets/intermediate_ca_pending_key"
+
+
+@dataclass(frozen=True)
+class Rotated:
+    old_key_id: str
+    new_key_id: str
+    certificate: x509.Certificate
+    key_path: Path
+
+
+def _current(runtime: Runtime) -> tuple[ActiveKey, ActiveKey, int]:
+    with runtime.engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+    if not snapshot.roots or not snapshot.intermediates:
+        raise ConfigError("the ledger has no active root or intermediate")
+    return (
+        snapshot.roots[-1],
+        snapshot.intermediate,
+        runtime.store.stream_version(ev.AUTHORITY_STREAM),
+    )
+
+
+def _key_type(key: ActiveKey) -> str:
+    from ca.authority.authority import key_type_of
+
+    assert key.certificate is not None
+    return key_type_of(key.certificate.public_key())
+
+
+def _activate(
+    runtime: Runtime, old: ActiveKey, certificate: x509.Certificate, key_ref: str, version: int
+) -> None:
+    runtime.store.append(
+        [
+            NewEvent(
+                ev.AUTHORITY_STREAM,
+                ev.KEY_ACTIVATED,
+                key_payload("x509_intermediate", certificate, {"type": "file", "path": key_ref}),
+            ),
+            NewEvent(
+                ev.AUTHORITY_STREAM,
+                ev.KEY_RETIRED,
+                {"key_id": old.key_id, "role": "x509_intermediate"},
+            ),
+        ],
+        actor=actor("rotate intermediate"),
+        expected={ev.AUTHORITY_STREAM: version},
+    )
+
+
+def _install(runtime: Runtime, certificate: x509.Certificate, key_bytes: bytes) -> tuple[str, Path]:
+    home = runtime.home
+    new_id = key_id(certificate.public_key())  # type: ignore[arg-type]
+    key_ref = f"secrets/intermediate_ca_key.{new_id[:16]}"
+    key_path = home.resolve(key_ref)
+    if key_path.exists():
+        raise ConfigError(f"{key_path} already exists: this intermediate is already installed")
+    write_private_file(key_path, key_bytes)
+    write_public_file(home.intermediate_cert, certificate.public_bytes(serialization.Encoding.PEM))
+    return key_ref, key_path
+
+
+def rotate_with_root(
+    runtime: Runtime, *, root_password: bytes, key_password: bytes, now: datetime | None = None
+) -> Rotated:
+    """The root key is at hand (`secrets/root_ca_key`): make, sign and activate a new key."""
+    root, old, version = _current(runtime)
+    home = runtime.home
+    if root.key_ref.get("type") != "file" or not home.resolve(root.key_ref["path"]).exists():
+        raise ConfigError(
+            "the root key is not on this machine: use `rotate intermediate --csr OUT`, have the"
+            " root sign it, then `rotate intermediate --import CERT`"
+        )
+    root_key = load_private_key(
+        home.resolve(root.key_ref["path"]).read_bytes(), root_password, what="root key"
+    )
+    assert root.certificate is not None and old.certificate is not None
+    name = old.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    ca_name = str(name[0].value) if name else runtime.config.name
+    new_key = generate_private_key(_key_type(old))
+    csr = build_intermediate_csr(new_key, name=ca_name)
+    certificate = sign_intermediate_csr(
+        csr, root_cert=root.certificate, root_key=root_key, now=now or datetime.now(UTC)
+    )
+    key_ref, key_path = _install(runtime, certificate, encrypt_private_key(new_key, key_password))
+    _activate(runtime, old, certificate, key_ref, version)
+    return Rotated(old.key_id, key_id(new_key.public_key()), certificate, key_path)
+
+
+def write_rotation_csr(runtime: Runtime, out: Path, *, key_password: bytes) -> Path:
+    """For an offline root: a pending key (encrypted) in the home and its CSR at `out`."""
+    _, old, _ = _current(runtime)
+    pending = runtime.home.resolve(PENDING_KEY)
+    if pending.exists():
+        raise ConfigError(f"a rotation is already pending ({pending}): import its certificate")
+    assert old.certificate is not None
+    name = old.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
+    key = generate_private_key(_key_type(old))
+    csr = build_intermediate_csr(key, name=str(name[0].value) if name else runtime.config.name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_public_file(out, csr.public_bytes(serialization.Encoding.PEM))
+    write_private_file(pending, encrypt_private_key(key, key_password))
+    return pending
+
+
+def import_rotation(runtime: Runtime, certificate_file: Path, *, key_password: bytes) -> Rotated:
+    """Activate the certificate the offline root signed for the pending key."""
+    root, old, version = _current(runtime)
+    pending = runtime.home.resolve(PENDING_KEY)
+    if not pending.exists():
+        raise ConfigError("no rotation is pending: run `rotate intermediate --csr OUT` first")
+    try:
+        certificate = x509.load_pem_x509_certificate(certificate_file.read_bytes())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {certificate_file}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise ConfigError(f"{certificate_file} is not a PEM certificate") from exc
+    key_bytes = pending.read_bytes()
+    key = load_private_key(key_bytes, key_password, what="pending intermediate key")
+    assert root.certificate is not None
+    check_intermediate(root.certificate, certificate, key)
+    key_ref, key_path = _install(runtime, certificate, key_bytes)
+    _activate(runtime, old, certificate, key_ref, version)
+    pending.unlink()
+    return Rotated(old.key_id, key_id(key.public_key()), certificate, key_path)

@@ -1,0 +1,177 @@
+"""Rotating the intermediate: every running instance signs with the new key at once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+from support.ca_server import (
+    CAHome,
+    RunningCA,
+    free_port,
+    init_ca,
+    ledgerca,
+    mint_token,
+    provisioner_key,
+    start_ca,
+)
+
+from ca.keys.files import load_private_key
+from ca.pki.profiles import build_root, sign_intermediate_csr
+
+
+def _issue(running: RunningCA, subject: str) -> x509.Certificate:
+    key, kid = provisioner_key(running.ca)
+    token = mint_token(key, kid, subject=subject, audience=f"{running.url}/1.0/sign")
+    private = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .sign(private, hashes.SHA256())
+    )
+    with running.client() as client:
+        response = client.post(
+            "/1.0/sign",
+            json={"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "ott": token},
+        )
+    assert response.status_code == 201, response.text
+    return x509.load_pem_x509_certificate(response.json()["crt"].encode())
+
+
+def _intermediates(running: RunningCA) -> list[x509.Certificate]:
+    with running.client() as client:
+        crts = client.get("/intermediates").json()["crts"]
+    return [x509.load_pem_x509_certificate(c.encode()) for c in crts]
+
+
+def _key_events(ca: CAHome) -> list[dict[str, object]]:
+    out = ledgerca("ledger", "log", "--json", "--stream", "authority", home=ca.home).stdout
+    return [json.loads(line) for line in out.splitlines()]
+
+
+@pytest.mark.slow
+def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
+    tmp_path: Path,
+) -> None:
+    ca = init_ca(tmp_path)
+    first = start_ca(ca)
+    second = start_ca(ca, port=free_port())
+    try:
+        before = _issue(first, "before.example")
+        old_intermediate = _intermediates(first)[0]
+        assert before.issuer == old_intermediate.subject
+        before.verify_directly_issued_by(old_intermediate)
+
+        out = ledgerca(
+            "rotate", "intermediate", "--password-file", str(ca.password_file), home=ca.home
+        )
+        assert "active" in out.stdout
+
+        # No restart: both instances sign with the new key on their next request.
+        for running in (first, second):
+            (new_intermediate,) = _intermediates(running)
+            assert new_intermediate.serial_number != old_intermediate.serial_number
+            after = _issue(running, f"after-{running.port}.example")
+            after.verify_directly_issued_by(new_intermediate)
+        events = _key_events(ca)
+        assert [e["type"] for e in events[-2:]] == [
+            "authority.key_activated",
+            "authority.key_retired",
+        ]
+        assert events[-1]["data"]["key_id"] == events[2]["data"]["key_id"]  # the first intermediate
+    finally:
+        first.stop()
+        second.stop()
+    assert "ledger verified" in ledgerca("ledger", "verify", home=ca.home).stdout
+    if shutil.which("openssl"):
+        leaf = tmp_path / "after.pem"
+        leaf.write_bytes(after.public_bytes(serialization.Encoding.PEM))
+        command = ["openssl", "verify", "-CAfile", str(ca.root)]
+        command += ["-untrusted", str(ca.intermediate), str(leaf)]
+        subprocess.run(command, check=True, capture_output=True)
+
+
+def test_rotation_with_an_offline_root_goes_through_a_csr_and_an_import(tmp_path: Path) -> None:
+    # A CA whose root key is removed from the machine after init, as the production guide asks.
+    ca = init_ca(tmp_path)
+    root_key = load_private_key(
+        (ca.home / "secrets" / "root_ca_key").read_bytes(), ca.password_file.read_bytes()
+    )
+    root_cert = x509.load_pem_x509_certificate(ca.root.read_bytes())
+    (ca.home / "secrets" / "root_ca_key").unlink()
+
+    refused = ledgerca(
+        "rotate",
+        "intermediate",
+        "--password-file",
+        str(ca.password_file),
+        home=ca.home,
+        check=False,
+    )
+    assert refused.returncode != 0 and "--csr" in refused.stderr
+
+    csr_path = tmp_path / "rotation.csr"
+    ledgerca(
+        "rotate",
+        "intermediate",
+        "--password-file",
+        str(ca.password_file),
+        "--csr",
+        str(csr_path),
+        home=ca.home,
+    )
+    csr = x509.load_pem_x509_csr(csr_path.read_bytes())
+    from datetime import UTC, datetime
+
+    signed = sign_intermediate_csr(
+        csr, root_cert=root_cert, root_key=root_key, now=datetime.now(UTC)
+    )
+    cert_path = tmp_path / "rotation.crt"
+    cert_path.write_bytes(signed.public_bytes(serialization.Encoding.PEM))
+
+    # A certificate from some other root is refused and changes nothing.
+    other_key = ec.generate_private_key(ec.SECP256R1())
+    other_root = build_root(other_key, name="Other", now=datetime.now(UTC))
+    wrong = tmp_path / "wrong.crt"
+    wrong.write_bytes(
+        sign_intermediate_csr(
+            csr, root_cert=other_root, root_key=other_key, now=datetime.now(UTC)
+        ).public_bytes(serialization.Encoding.PEM)
+    )
+    before = len(_key_events(ca))
+    bad = ledgerca(
+        "rotate",
+        "intermediate",
+        "--password-file",
+        str(ca.password_file),
+        "--import",
+        str(wrong),
+        home=ca.home,
+        check=False,
+    )
+    assert bad.returncode != 0 and "Traceback" not in bad.stderr
+    assert len(_key_events(ca)) == before
+
+    ledgerca(
+        "rotate",
+        "intermediate",
+        "--password-file",
+        str(ca.password_file),
+        "--import",
+        str(cert_path),
+        home=ca.home,
+    )
+    running = start_ca(ca)
+    try:
+        (active,) = _intermediates(running)
+        assert active.serial_number == signed.serial_number
+        _issue(running, "offline.example").verify_directly_issued_by(signed)
+    finally:
+        running.stop()
