@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Column, Connection, String, Table, Text, delete, select, update
+from sqlalchemy.exc import IntegrityError
 
-from ledger import RecordedEvent, canonical_json
+from ledger import RecordedEvent, canonical_json, is_unique_violation
 from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
@@ -66,9 +67,16 @@ def _updated(connection: Connection, event: RecordedEvent) -> None:
             values[field] = value
         else:
             raise ProjectionConflict(f"provisioner field {field!r} cannot be updated")
-    result = connection.execute(
-        update(provisioners).where(provisioners.c.id == event.data["id"]).values(**values)
-    )
+    try:
+        result = connection.execute(
+            update(provisioners).where(provisioners.c.id == event.data["id"]).values(**values)
+        )
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        raise ProjectionConflict(
+            f"a provisioner named {values.get('name')!r} already exists"
+        ) from None
     if result.rowcount != 1:
         raise ProjectionConflict(f"provisioner {event.data['id']} does not exist")
 

@@ -64,6 +64,7 @@ from ca.cli import (  # noqa: E402, F401
     lifecycle,
     passwords,
     projections,
+    provisioner,
     rotate,
     serve,
     setup,

@@ -1,0 +1,170 @@
+"""Provisioner management as events: add, update, remove — honoured by every instance.
+
+Each change is validated before it is appended (claims parse, templates compile, names are
+unique) and carries its actor; the `provisioners` projection refuses what would break the CA
+(a duplicate name) inside the append transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+
+from ca.errors import BadRequest, NotFound
+from ca.pki.claims import Claims
+from ca.provisioners.jwk_keys import create_provisioner_key
+from ca.templates.x509 import render
+from ledger import EventStore, NewEvent, RecordedEvent
+from ledger import catalogue as ev
+from projections.provisioners import provisioners
+
+SUPPORTED_TYPES = ("JWK",)
+
+
+@dataclass(frozen=True)
+class ProvisionerRow:
+    id: str
+    name: str
+    type: str
+    kid: str | None
+    claims: str
+    options: str
+
+
+def find(store: EventStore, name: str) -> ProvisionerRow:
+    with store.engine.connect() as connection:
+        row = connection.execute(
+            select(
+                provisioners.c.id,
+                provisioners.c.name,
+                provisioners.c.type,
+                provisioners.c.kid,
+                provisioners.c.claims,
+                provisioners.c.options,
+            ).where(provisioners.c.name == name)
+        ).first()
+    if row is None:
+        raise NotFound(f"no provisioner named {name!r}")
+    return ProvisionerRow(*row)
+
+
+def list_all(store: EventStore) -> list[ProvisionerRow]:
+    with store.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                provisioners.c.id,
+                provisioners.c.name,
+                provisioners.c.type,
+                provisioners.c.kid,
+                provisioners.c.claims,
+                provisioners.c.options,
+            ).order_by(provisioners.c.added_position)
+        ).all()
+    return [ProvisionerRow(*row) for row in rows]
+
+
+def validate_claims(claims: Mapping[str, Any]) -> None:
+    Claims.from_json(None, claims)
+
+
+def validate_options(options: Mapping[str, Any]) -> None:
+    if not isinstance(options, Mapping):
+        raise BadRequest("options must be a JSON object")
+    unknown = set(options) - {"x509"}
+    if unknown:
+        raise BadRequest(f"unknown provisioner option(s): {', '.join(sorted(unknown))}")
+    x509_options = options.get("x509", {})
+    if not isinstance(x509_options, Mapping) or set(x509_options) - {"template"}:
+        raise BadRequest("options.x509 may only hold a template")
+    template = x509_options.get("template")
+    if template is not None:
+        if not isinstance(template, str):
+            raise BadRequest("options.x509.template must be a string")
+        # Compile and render with sample data, so a broken template is refused now rather
+        # than at the first issuance.
+        sample = {
+            "subject": {"commonName": "example.internal"},
+            "sans": [{"type": "dns", "value": "example.internal"}],
+            "token": {"sub": "example.internal", "sans": ["example.internal"]},
+            "insecure": {"cr": {"subject": {"commonName": "example.internal"}}, "user": {}},
+            "key_type": "EC",
+        }
+        render(template, sample)
+
+
+def add_jwk(
+    store: EventStore,
+    name: str,
+    *,
+    password: bytes,
+    claims: Mapping[str, Any],
+    options: Mapping[str, Any],
+    actor: Mapping[str, Any],
+) -> RecordedEvent:
+    if not name.strip():
+        raise BadRequest("a provisioner needs a name")
+    validate_claims(claims)
+    validate_options(options)
+    key = create_provisioner_key(password)
+    provisioner_id = str(uuid.uuid4())
+    stream = ev.provisioner_stream(provisioner_id)
+    (recorded,) = store.append(
+        [
+            NewEvent(
+                stream,
+                ev.PROVISIONER_ADDED,
+                {
+                    "id": provisioner_id,
+                    "name": name,
+                    "type": "JWK",
+                    "key": key.public_jwk,
+                    "encrypted_key": key.encrypted_key,
+                    "claims": dict(claims),
+                    "options": dict(options),
+                },
+            )
+        ],
+        actor=actor,
+        expected={stream: 0},
+    )
+    return recorded
+
+
+def update(
+    store: EventStore, name: str, changes: Mapping[str, Any], *, actor: Mapping[str, Any]
+) -> RecordedEvent:
+    current = find(store, name)
+    if "claims" in changes:
+        validate_claims(changes["claims"])
+    if "options" in changes:
+        validate_options(changes["options"])
+    if not changes:
+        raise BadRequest("nothing to update")
+    stream = ev.provisioner_stream(current.id)
+    (recorded,) = store.append(
+        [
+            NewEvent(
+                stream,
+                ev.PROVISIONER_UPDATED,
+                {"id": current.id, "name": current.name, "changes": dict(changes)},
+            )
+        ],
+        actor=actor,
+        expected={stream: store.stream_version(stream)},
+    )
+    return recorded
+
+
+def remove(store: EventStore, name: str, *, actor: Mapping[str, Any]) -> RecordedEvent:
+    current = find(store, name)
+    stream = ev.provisioner_stream(current.id)
+    (recorded,) = store.append(
+        [NewEvent(stream, ev.PROVISIONER_REMOVED, {"id": current.id, "name": current.name})],
+        actor=actor,
+        expected={stream: store.stream_version(stream)},
+    )
+    return recorded
