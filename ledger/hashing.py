@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -34,3 +35,36 @@ def event_hash(record: Mapping[str, Any]) -> str:
     body = {name: record[name] for name in HASHED_FIELDS}
     prev = bytes.fromhex(str(record["prev_hash"]))
     return hashlib.sha256(prev + canonical_bytes(body)).hexdigest()
+
+
+def _string(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def hash_parts(
+    *,
+    position: int,
+    event_id: str,
+    stream: str,
+    version: int,
+    type: str,
+    schema: int,
+    recorded_at: str,
+    actor_text: str,
+    data_text: str,
+    prev_hash: str,
+) -> str:
+    """`event_hash` computed from the stored canonical texts of `actor` and `data`.
+
+    The record's canonical form is assembled around the two texts instead of parsing and
+    re-serialising them: the bytes are the same as `event_hash` hashes when the texts are
+    canonical (as the store writes them), and a stored text that was altered in any way —
+    even into equivalent JSON — no longer hashes to the stored value.
+    """
+    body = (
+        f'{{"actor":{actor_text},"data":{data_text},"event_id":{_string(event_id)},'
+        f'"position":{int(position)},"prev_hash":{_string(prev_hash)},'
+        f'"recorded_at":{_string(recorded_at)},"schema":{int(schema)},'
+        f'"stream":{_string(stream)},"type":{_string(type)},"version":{int(version)}}}'
+    )
+    return hashlib.sha256(bytes.fromhex(prev_hash) + body.encode("utf-8")).hexdigest()

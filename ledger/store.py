@@ -23,7 +23,7 @@ from ledger.canonical import canonical_json, parse_json
 from ledger.database import WRITE, is_sqlite, is_unique_violation, write_lock
 from ledger.errors import AppendRefused, ConcurrencyConflict, LedgerError
 from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
-from ledger.hashing import GENESIS_HASH, event_hash
+from ledger.hashing import GENESIS_HASH, hash_parts
 from ledger.schema import events as events_table
 from ledger.schema import ledger_head
 from ledger.upcasting import NO_UPCASTERS, Upcasters
@@ -239,6 +239,8 @@ class AppendTransaction:
         # Keep recorded_at monotonic with position, so "as of a time" maps to a prefix.
         self._time = max(now, self._time)
         actor_text = canonical_json(actor)
+        actor_copy = parse_json(actor_text)
+        recorded_at = parse_time(self._time)
         rows: list[dict[str, Any]] = []
         recorded: list[RecordedEvent] = []
         for new in events:
@@ -246,21 +248,37 @@ class AppendTransaction:
             self._versions[new.stream] = version
             self._position += 1
             data_text = canonical_json(new.data)
-            record: dict[str, Any] = {
-                "position": self._position,
-                "event_id": str(new.event_id),
-                "stream": new.stream,
-                "version": version,
-                "type": new.type,
-                "schema": new.schema,
-                "recorded_at": self._time,
-                "actor": parse_json(actor_text),
-                "data": parse_json(data_text),
-                "prev_hash": self._hash,
-            }
-            self._hash = event_hash(record)
-            rows.append({**record, "actor": actor_text, "data": data_text, "hash": self._hash})
-            schema, data = self.store.upcasters.upcast(new.type, new.schema, record["data"])
+            event_id = str(new.event_id)
+            prev_hash = self._hash
+            self._hash = hash_parts(
+                position=self._position,
+                event_id=event_id,
+                stream=new.stream,
+                version=version,
+                type=new.type,
+                schema=new.schema,
+                recorded_at=self._time,
+                actor_text=actor_text,
+                data_text=data_text,
+                prev_hash=prev_hash,
+            )
+            rows.append(
+                {
+                    "position": self._position,
+                    "event_id": event_id,
+                    "stream": new.stream,
+                    "version": version,
+                    "type": new.type,
+                    "schema": new.schema,
+                    "recorded_at": self._time,
+                    "actor": actor_text,
+                    "data": data_text,
+                    "prev_hash": prev_hash,
+                    "hash": self._hash,
+                }
+            )
+            # The stored form, parsed: exactly what a replay will hand the projections.
+            schema, data = self.store.upcasters.upcast(new.type, new.schema, parse_json(data_text))
             recorded.append(
                 RecordedEvent(
                     position=self._position,
@@ -269,10 +287,10 @@ class AppendTransaction:
                     version=version,
                     type=new.type,
                     schema=schema,
-                    recorded_at=parse_time(self._time),
-                    actor=record["actor"],
+                    recorded_at=recorded_at,
+                    actor=actor_copy,
                     data=data,
-                    prev_hash=record["prev_hash"],
+                    prev_hash=prev_hash,
                     hash=self._hash,
                 )
             )

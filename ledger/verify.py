@@ -7,9 +7,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
-from ledger.canonical import parse_json
 from ledger.errors import IntegrityViolation
-from ledger.hashing import GENESIS_HASH, event_hash
+from ledger.hashing import GENESIS_HASH, hash_parts
 from ledger.schema import events, ledger_head
 
 Progress = Callable[[int, int], None]
@@ -64,19 +63,18 @@ def verify_chain(
                     position=position,
                 )
             try:
-                record = {
-                    "position": position,
-                    "event_id": row.event_id,
-                    "stream": row.stream,
-                    "version": int(row.version),
-                    "type": row.type,
-                    "schema": int(row.schema),
-                    "recorded_at": row.recorded_at,
-                    "actor": parse_json(row.actor),
-                    "data": parse_json(row.data),
-                    "prev_hash": row.prev_hash,
-                }
-                recomputed = event_hash(record)
+                recomputed = hash_parts(
+                    position=position,
+                    event_id=row.event_id,
+                    stream=row.stream,
+                    version=int(row.version),
+                    type=row.type,
+                    schema=int(row.schema),
+                    recorded_at=row.recorded_at,
+                    actor_text=row.actor,
+                    data_text=row.data,
+                    prev_hash=row.prev_hash,
+                )
             except (ValueError, TypeError) as exc:
                 raise IntegrityViolation(
                     f"position {position}: the stored record cannot be read ({exc})",

@@ -96,6 +96,7 @@ def test_init_creates_exactly_the_documented_home(ca: InitializedCA) -> None:
         "config/ca.toml",
         "db",
         "db/ledger.sqlite",
+        "db/ledger.sqlite-writelock",  # serialises writer processes (ledger/database.py)
     }
     mode = {name: (ca.home / name).stat().st_mode & 0o777 for name in layout}
     assert (ca.home.stat().st_mode & 0o777) == 0o700
