@@ -8,11 +8,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
 from ca.cli import cli
+from ca.config import load_config
 from ca.home import Home
 from ca.runtime import open_runtime
 from ledger import IntegrityViolation, RecordedEvent, format_time, verify_chain
@@ -139,3 +141,59 @@ def log(
                 )
     finally:
         runtime.close()
+
+
+@ledger_group.command(name="export")
+@click.option("--format", "fmt", type=click.Choice(["jsonl"]), default="jsonl", show_default=True)
+@click.option("--since", "after", type=int, default=0, help="Only positions after this one.")
+@click.option(
+    "--out", type=click.Path(path_type=Path, dir_okay=False), help="File (default stdout)."
+)
+@click.pass_obj
+def export_command(home: Home, fmt: str, after: int, out: Path | None) -> None:
+    """Write every event (hashes included) as JSON lines: a backup, or a move to another DB."""
+    from ledger.transfer import write_export
+
+    runtime = open_runtime(home, check_schema=False)
+    try:
+        if out is None:
+            write_export(runtime.engine, sys.stdout, after=after)
+            return
+        with out.open("w") as handle:
+            written = write_export(runtime.engine, handle, after=after)
+    finally:
+        runtime.close()
+    click.echo(f"{written} events written to {out}", err=True)
+
+
+@ledger_group.command(name="import")
+@click.argument("source", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--db", "database", help="Target database URL (default: the CA's; must be empty).")
+@click.pass_obj
+def import_command(home: Home, source: Path, database: str | None) -> None:
+    """Load an export into an empty database, rebuild every projection, and verify."""
+    import migrations
+    from ledger import EventStore, create_engine
+    from ledger.transfer import import_lines
+    from projections.runner import Projections
+
+    url = database or home.database_url(load_config(home).database)
+    engine = create_engine(url)
+    try:
+        migrations.upgrade(engine)
+        with source.open() as counting:
+            total = sum(1 for line in counting if line.strip())
+        with source.open() as handle, progress_bar("importing") as progress:
+            count = import_lines(
+                engine, handle, progress=(lambda n: progress(n, total)) if progress else None
+            )
+        projections = Projections()
+        store = EventStore(engine, inline=projections.inline_applier())
+        for projection in projections.all:
+            projections.rebuild(store, projection)
+        verified = verify_chain(engine)
+    finally:
+        engine.dispose()
+    click.echo(
+        f"imported {count} events; projections rebuilt; ledger verified ({verified.events} events)"
+    )
