@@ -1,4 +1,4 @@
-"""A ledger with a long history: generate it, then time verify and rebuild over it.
+"""A ledger with a long history: generate it, then time verify, export and rebuild over it.
 
     python -m tools.bench.history [--events 1000000] [--db URL] [--keep DIR] [--json OUT]
 
@@ -19,6 +19,7 @@ from typing import Any
 import migrations
 from ledger import EventStore, NewEvent, create_engine, verify_chain
 from ledger import catalogue as ev
+from ledger.transfer import export_lines
 from projections.runner import Projections
 
 
@@ -89,6 +90,9 @@ def main() -> None:
     start = time.perf_counter()
     verified = verify_chain(engine).events
     results["verify_events_per_s"] = verified / (time.perf_counter() - start)
+    start = time.perf_counter()
+    exported = sum(1 for _ in export_lines(engine))
+    results["export_events_per_s"] = exported / (time.perf_counter() - start)
     for name in ("certificates", "used_tokens"):
         start = time.perf_counter()
         replayed = projections.rebuild(store, projections.get(name))
