@@ -2,19 +2,22 @@
 
 Everything the CA *knows* (keys in force, provisioners, certificates) lives in the ledger;
 this file says only how this instance reaches it: listen address, DNS names, database URL,
-where its key files are, and TLS settings.
+where its key files are, TLS settings, and how it publishes and serves CRLs.
 """
 
 from __future__ import annotations
 
 import tomllib
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import tomli_w
 
-from ca.errors import ConfigError
+from ca.durations import parse_go_duration
+from ca.errors import BadRequest, ConfigError
 from ca.home import Home
 from ca.keys.files import write_private_file
 
@@ -32,6 +35,64 @@ class TLSSettings:
 
 
 @dataclass(frozen=True)
+class CRLSettings:
+    """The `[crl]` table, step-ca's `crl` object with snake_case keys; every key optional."""
+
+    enabled: bool = True
+    generate_on_revoke: bool = True
+    """Publish a new CRL as soon as a revocation is in the ledger (else only periodically)."""
+    cache_duration: str = "24h"
+    """A CRL's lifetime: nextUpdate = thisUpdate + cache_duration."""
+    renew_period: str = ""
+    """How long after thisUpdate a fresh CRL is published; "" means 2/3 of cache_duration."""
+    idp_url: str = ""
+    """The Issuing Distribution Point URI; "" means crl_url, else https://DNS[:PORT]/1.0/crl."""
+    insecure_address: str = ""
+    """HOST:PORT of a plain-HTTP listener serving only /crl and /1.0/crl ("" = none)."""
+    poll_interval: str = "1s"
+    """How often each worker checks whether a CRL is due (one indexed read)."""
+
+    @property
+    def cache(self) -> timedelta:
+        return _duration(self.cache_duration, "crl.cache_duration")
+
+    @property
+    def renew(self) -> timedelta:
+        if not self.renew_period:
+            return self.cache * 2 / 3
+        return _duration(self.renew_period, "crl.renew_period")
+
+    @property
+    def poll_seconds(self) -> float:
+        return _duration(self.poll_interval, "crl.poll_interval").total_seconds()
+
+    def check(self) -> None:
+        """Raise ConfigError for settings step-ca would refuse, and for ones that cannot work."""
+        if self.cache <= timedelta(0):
+            raise ConfigError(f"crl.cache_duration must be positive, not {self.cache_duration!r}")
+        if not timedelta(0) < self.renew <= self.cache:
+            raise ConfigError(
+                f"crl.renew_period {self.renew_period!r} must be positive and at most"
+                f" crl.cache_duration {self.cache_duration!r}"
+            )
+        if self.poll_seconds <= 0:
+            raise ConfigError(f"crl.poll_interval must be positive, not {self.poll_interval!r}")
+        if self.insecure_address:
+            _host, sep, port = self.insecure_address.rpartition(":")
+            if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+                raise ConfigError(
+                    f"crl.insecure_address {self.insecure_address!r} is not HOST:PORT"
+                )
+
+
+def _duration(text: str, key: str) -> timedelta:
+    try:
+        return parse_go_duration(text)
+    except BadRequest as exc:
+        raise ConfigError(f"{key}: {exc.message}") from None
+
+
+@dataclass(frozen=True)
 class CAConfig:
     name: str
     dns_names: tuple[str, ...]
@@ -44,7 +105,12 @@ class CAConfig:
     """Where an unattended `serve` reads the intermediate key's password (optional)."""
     tls_cert_lifetime: str = "24h"
     """Lifetime of the CA's own TLS certificate (renewed when a third of it is left)."""
+    crl_url: str | None = None
+    """A CRL Distribution Point for the leaves this CA issues (see `ca.crl.urls`)."""
+    ocsp_url: str | None = None
+    """An OCSP responder URL for the leaves' Authority Information Access."""
     tls: TLSSettings = field(default_factory=TLSSettings)
+    crl: CRLSettings = field(default_factory=CRLSettings)
 
     def to_toml(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
@@ -70,9 +136,26 @@ def load_config(home: Home) -> CAConfig:
                 "cipher_suites": tuple(raw.get("tls", {}).get("cipher_suites", DEFAULT_CIPHERS)),
             }
         )
-        return CAConfig(**{**raw, "dns_names": tuple(raw["dns_names"]), "tls": tls})
+        crl = CRLSettings(**raw.get("crl", {}))
+        config = CAConfig(**{**raw, "dns_names": tuple(raw["dns_names"]), "tls": tls, "crl": crl})
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
+    try:
+        crl.check()
+        _check_url(config.crl_url, "crl_url", ("http", "https", "ldap"))
+        _check_url(config.ocsp_url, "ocsp_url", ("http", "https"))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.message}") from None
+    return config
+
+
+def _check_url(url: str | None, key: str, schemes: tuple[str, ...]) -> None:
+    if url is None:
+        return
+    parsed = urlsplit(url)
+    if parsed.scheme not in schemes or not parsed.netloc:
+        allowed = ", ".join(f"{s}://" for s in schemes)
+        raise ConfigError(f"{key} {url!r} is not an absolute URL ({allowed})")
 
 
 def save_config(path: Path, config: CAConfig) -> None:

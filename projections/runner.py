@@ -13,7 +13,14 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from ledger import EventStore, InlineApplier, RecordedEvent
 from ledger.database import WRITE
 from ledger.schema import events, ledger_head
-from projections import activity, authority_keys, certificates, provisioners, used_tokens
+from projections import (
+    activity,
+    authority_keys,
+    certificates,
+    crls,
+    provisioners,
+    used_tokens,
+)
 from projections.base import Mode, Projection, projection_positions
 
 ALL: tuple[Projection, ...] = (
@@ -21,6 +28,7 @@ ALL: tuple[Projection, ...] = (
     provisioners.projection,
     certificates.projection,
     used_tokens.projection,
+    crls.projection,
     activity.projection,
 )
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -65,6 +66,8 @@ class InitOptions:
     root_cert: Path | None = None
     intermediate_cert: Path | None = None
     intermediate_key: Path | None = None
+    intermediate_crl_url: str | None = None
+    """A CRL Distribution Point for the intermediate: where the root's CRL is published."""
 
 
 @dataclass
@@ -95,6 +98,20 @@ def validate(options: InitOptions) -> None:
             "importing an intermediate needs --root-cert, --intermediate-cert and"
             " --intermediate-key together"
         )
+    if options.intermediate_crl_url is not None:
+        if options.root_cert is not None:
+            raise ConfigError(
+                "--intermediate-crl-url needs the root key, which an offline root keeps:"
+                " add the CRL Distribution Point when the root signs the intermediate"
+            )
+        check_crl_url(options.intermediate_crl_url, "--intermediate-crl-url")
+
+
+def check_crl_url(url: str, flag: str) -> None:
+    """A CRL Distribution Point must be an absolute http(s) or ldap URL."""
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("http", "https", "ldap") or not parsed.netloc:
+        raise ConfigError(f"{flag} {url!r} is not an http://, https:// or ldap:// URL")
 
 
 def _check_database(url: str) -> None:
@@ -184,7 +201,13 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         root = build_root(root_key, name=options.name, now=now)
         intermediate_key = generate_private_key(options.key_type)
         csr = build_intermediate_csr(intermediate_key, name=options.name)
-        intermediate = sign_intermediate_csr(csr, root_cert=root, root_key=root_key, now=now)
+        intermediate = sign_intermediate_csr(
+            csr,
+            root_cert=root,
+            root_key=root_key,
+            now=now,
+            crl_url=options.intermediate_crl_url,
+        )
         write_private_file(staging.root_key, encrypt_private_key(root_key, ca_password))
         write_private_file(
             staging.intermediate_key, encrypt_private_key(intermediate_key, ca_password)

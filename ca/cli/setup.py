@@ -70,6 +70,11 @@ def _redacted(url: str) -> str:
     type=click.Path(path_type=Path, dir_okay=False),
     help="Import: the intermediate's encrypted key (its password via --password-file).",
 )
+@click.option(
+    "--intermediate-crl-url",
+    help="Give the intermediate a CRL Distribution Point: where `ledgerca crl root` output"
+    " will be published.",
+)
 @click.pass_obj
 def init(
     home: Home,
@@ -86,11 +91,17 @@ def init(
     root_cert: Path | None,
     intermediate_cert: Path | None,
     intermediate_key: Path | None,
+    intermediate_crl_url: str | None,
 ) -> None:
     """Create a new CA: root, intermediate, first provisioner, home and ledger."""
     if intermediate_csr is not None:
         if not name:
             raise click.UsageError("--intermediate-csr needs --name")
+        if intermediate_crl_url:
+            raise click.UsageError(
+                "--intermediate-crl-url needs the root key: with an offline root, add the"
+                " CRL Distribution Point when the root signs the CSR"
+            )
         csr, key, generated = write_intermediate_csr(
             intermediate_csr, name=name, kty=key_type, password_file=password_file
         )
@@ -126,6 +137,7 @@ def init(
             root_cert=root_cert,
             intermediate_cert=intermediate_cert,
             intermediate_key=intermediate_key,
+            intermediate_crl_url=intermediate_crl_url,
         ),
         say=click.echo,
     )

@@ -89,8 +89,14 @@ def sign_intermediate(
     root_cert: x509.Certificate,
     root_key: PrivateKey,
     now: datetime,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
-    """Issue the intermediate: CA, path length 0, 10 years but never past the root's end."""
+    """Issue the intermediate: CA, path length 0, 10 years but never past the root's end.
+
+    `crl_url`: a CRL Distribution Point where the root's CRL is published, so relying
+    parties that check the whole chain (`openssl verify -crl_check_all`) can learn that the
+    intermediate was revoked.
+    """
     if _spki(root_key.public_key()) != _spki(root_cert.public_key()):
         raise ConfigError("the root key does not match the root certificate")
     not_before = _utc(now) - BACKDATE
@@ -108,6 +114,17 @@ def sign_intermediate(
         .not_valid_after(not_after)
         .add_extension(_authority_key_id(root_cert), critical=False)
     )
+    if crl_url:
+        builder = builder.add_extension(
+            x509.CRLDistributionPoints(
+                [
+                    x509.DistributionPoint(
+                        [x509.UniformResourceIdentifier(crl_url)], None, None, None
+                    )
+                ]
+            ),
+            critical=False,
+        )
     return builder.sign(root_key, _signature_hash(root_key))
 
 
@@ -117,6 +134,7 @@ def sign_intermediate_csr(
     root_cert: x509.Certificate,
     root_key: PrivateKey,
     now: datetime,
+    crl_url: str | None = None,
 ) -> x509.Certificate:
     """Issue the intermediate for a CSR, after checking the CSR's proof of possession."""
     try:
@@ -134,7 +152,7 @@ def sign_intermediate_csr(
     if len(csr.subject) == 0:
         raise BadRequest("the intermediate CSR has an empty subject")
     return sign_intermediate(
-        csr.subject, public_key, root_cert=root_cert, root_key=root_key, now=now
+        csr.subject, public_key, root_cert=root_cert, root_key=root_key, now=now, crl_url=crl_url
     )
 
 

@@ -1,4 +1,5 @@
-"""One serving process: an Authority, the Starlette app, Hypercorn on the shared sockets."""
+"""One serving process: an Authority, the Starlette app, Hypercorn on the shared sockets,
+and its background tasks (server certificate renewal, CRL publication)."""
 
 from __future__ import annotations
 
@@ -17,10 +18,14 @@ import structlog
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
 from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from ca.api import crl as crl_api
 from ca.api.app import create_app
+from ca.api.errors import error_response
 from ca.authority.authority import Authority
 from ca.config import CAConfig
+from ca.crl.publisher import publisher_for
 from ca.home import Home
 from ca.logs import configure_logging
 from ca.runtime import open_runtime
@@ -76,6 +81,10 @@ def hypercorn_config(
 
     hc = LedgerCAHypercornConfig(make_context)
     hc.bind = [settings.address]
+    if config.crl.enabled and config.crl.insecure_address:
+        from ca.server.supervisor import normalise_address  # the supervisor imports us
+
+        hc.insecure_bind = [normalise_address(config.crl.insecure_address)]
     hc.workers = settings.workers
     hc.accesslog = None
     hc.errorlog = None
@@ -110,6 +119,24 @@ async def _renew_loop(server_cert: ServerCertificate, hc: LedgerCAHypercornConfi
             log.error("server certificate renewal failed", error=str(exc))
 
 
+class PlainHTTPOnlyCRL:
+    """On the plain-HTTP listener (`crl.insecure_address`) only the CRL is served: CRL
+    fetchers often cannot do TLS, and nothing else may ever go over plain HTTP."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope.get("scheme") == "http"
+            and (scope["path"] not in crl_api.PATHS or scope["method"] not in ("GET", "HEAD"))
+        ):
+            await error_response(404)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
 def run_worker(
     settings: ServeSettings,
     sockets: Sockets,
@@ -130,11 +157,20 @@ def run_worker(
         authority.server_cert_lifetime,
     )
     hc = hypercorn_config(settings, config, server_cert)
+    # The loop keeps only weak references to tasks: hold them here for the worker's life.
+    tasks: set[asyncio.Task[None]] = set()
 
     def on_startup() -> None:
-        asyncio.get_running_loop().create_task(_renew_loop(server_cert, hc))
+        loop = asyncio.get_running_loop()
+        tasks.add(loop.create_task(_renew_loop(server_cert, hc)))
+        if config.crl.enabled:
+            tasks.add(loop.create_task(publisher_for(authority).run()))
+            if hc.insecure_bind:
+                log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
 
-    app = create_app(authority, body_limit=settings.body_limit, on_startup=[on_startup])
+    app = PlainHTTPOnlyCRL(
+        create_app(authority, body_limit=settings.body_limit, on_startup=[on_startup])
+    )
     trigger: Callable[..., Awaitable[Any]] | None = None
     if shutdown_event is not None:
         trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)

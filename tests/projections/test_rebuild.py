@@ -159,10 +159,12 @@ class Workload:
             sans.append({"type": "email", "value": f"ops@{host}"})
         not_before = START + timedelta(minutes=len(self.serials) * 7 - 1)
         renewed_from = rekeyed_from = None
-        if self.serials and self.rng.random() < 0.2:
-            renewed_from = self.rng.choice(self.serials)
-        elif self.serials and self.rng.random() < 0.05:
-            rekeyed_from = self.rng.choice(self.serials)
+        # Only certificates that are still valid renew (the projection refuses the others).
+        live = sorted(set(self.serials) - set(self.revoked_serials))
+        if live and self.rng.random() < 0.2:
+            renewed_from = self.rng.choice(live)
+        elif live and self.rng.random() < 0.05:
+            rekeyed_from = self.rng.choice(live)
         provisioner = None
         if self.provisioners and self.rng.random() < 0.9:
             provisioner = dict(self.rng.choice(sorted(self.provisioners.items()))[1])
@@ -203,6 +205,22 @@ class Workload:
             data["provisioner"] = dict(sorted(self.provisioners.items())[0][1])
         return self._event(ev.x509_stream(serial), ev.X509_REVOKED, data)
 
+    def crl_published(self, issuer_key_id: str, number: int) -> NewEvent:
+        this_update = START + timedelta(hours=16 * number)
+        return self._event(
+            ev.crl_stream(issuer_key_id),
+            ev.CRL_PUBLISHED,
+            {
+                "issuer_key_id": issuer_key_id,
+                "number": number,
+                "this_update": format_time(this_update),
+                "next_update": format_time(this_update + timedelta(hours=24)),
+                "revoked_through": 100 * number,
+                "entries": len(self.revoked_serials),
+                "der": base64.b64encode(self.rng.getrandbits(4800).to_bytes(600, "big")).decode(),
+            },
+        )
+
 
 def ticking_clock(start: datetime, step: timedelta) -> Callable[[], datetime]:
     """A store clock that moves `step` per append, so the ledger spans several days."""
@@ -229,6 +247,7 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     store.append([work.provisioner_added(name) for name in names[:2]])
     append_in_groups([work.provisioner_added(name) for name in names[2:]])
     append_in_groups([work.issued() for _ in range(90)])
+    store.append([work.crl_published(first_intermediate.data["key_id"], 1)])
 
     # Rotate the intermediate: new certificates name the new issuer key from here on.
     store.append(
@@ -245,6 +264,7 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
         if n % 4 == 0:
             mixed.append(work.revoked(token_id=work._id() if n % 3 == 0 else None))
     append_in_groups(mixed)
+    store.append([work.crl_published(work.issuer_key_id, n) for n in (1, 2)])
     store.append([work.provisioner_removed(by_name["legacy-vpn"])])
     append_in_groups([work.issued() for _ in range(4)])
     # Issued and revoked in one append: the revocation sees the row its neighbour wrote.
@@ -283,7 +303,7 @@ def test_every_projection_rebuilt_from_zero_equals_its_live_state(
     store: EventStore, worked: Workload
 ) -> None:
     types = Counter(e.type for e in store.read())
-    assert len(types) == 8 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
+    assert len(types) == 9 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
     projections = caught_up(store)
     for projection in projections.all:
         live = snapshot(store.engine, projection)
@@ -321,6 +341,10 @@ CORRUPTIONS = {
         "DELETE FROM used_tokens WHERE token_id IN"
         " (SELECT token_id FROM used_tokens ORDER BY token_id LIMIT 9)",
         "INSERT INTO used_tokens (token_id, stream, used_position) VALUES ('replayed', 'x', 1)",
+    ],
+    "crls": [
+        "UPDATE crls SET number = number - 1, next_update = '2099-01-01T00:00:00.000000Z'",
+        "DELETE FROM crls WHERE number = (SELECT min(number) FROM crls)",
     ],
     "activity": [
         "UPDATE activity SET events = events + 5",
