@@ -86,11 +86,17 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 60)
+        # Keep connections open: each new one costs a connect and four PRAGMAs, and a
+        # server runs dozens of request threads.
+        kwargs.setdefault("pool_size", 64)
+        kwargs.setdefault("max_overflow", 64)
         engine = sa_create_engine(url, connect_args=connect_args, **kwargs)
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_size", 16)
+        kwargs.setdefault("max_overflow", 32)
         return sa_create_engine(url, **kwargs)
     raise UnsupportedDatabase(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"

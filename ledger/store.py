@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, func, select, update
+from sqlalchemy import Connection, Engine, Select, bindparam, func, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.exc import IntegrityError
 
@@ -27,6 +27,24 @@ from ledger.hashing import GENESIS_HASH, hash_parts
 from ledger.schema import events as events_table
 from ledger.schema import ledger_head
 from ledger.upcasting import NO_UPCASTERS, Upcasters
+
+# Statements of the append path, built once: building SQLAlchemy constructs per call costs
+# more CPU than executing them.
+_LOCK_HEAD = (
+    select(ledger_head.c.position, ledger_head.c.hash, ledger_head.c.recorded_at)
+    .where(ledger_head.c.id == 1)
+    .with_for_update()
+)
+_MOVE_HEAD = (
+    update(ledger_head)
+    .where(ledger_head.c.id == 1)
+    .values(
+        position=bindparam("new_position"),
+        hash=bindparam("new_hash"),
+        recorded_at=bindparam("new_time"),
+    )
+)
+_INSERT_EVENTS = events_table.insert()
 
 InlineApplier = Callable[[Connection, Sequence[RecordedEvent]], None]
 """Called inside the append's savepoint with the events just written; raising aborts it."""
@@ -180,11 +198,7 @@ class AppendTransaction:
         self.store = store
         self.connection = connection
         self.recorded: list[RecordedEvent] = []
-        row = connection.execute(
-            select(ledger_head.c.position, ledger_head.c.hash, ledger_head.c.recorded_at)
-            .where(ledger_head.c.id == 1)
-            .with_for_update()
-        ).one_or_none()
+        row = connection.execute(_LOCK_HEAD).one_or_none()
         if row is None:
             raise LedgerError("the ledger has no head row: run `ledgerca db upgrade`")
         self._position = int(row.position)
@@ -295,7 +309,7 @@ class AppendTransaction:
                 )
             )
         try:
-            self.connection.execute(events_table.insert(), rows)
+            self.connection.execute(_INSERT_EVENTS, rows)
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise AppendRefused(f"the database refused the append: {exc.orig}") from exc
@@ -311,9 +325,8 @@ class AppendTransaction:
         if not self.recorded:
             return
         self.connection.execute(
-            update(ledger_head)
-            .where(ledger_head.c.id == 1)
-            .values(position=self._position, hash=self._hash, recorded_at=self._time)
+            _MOVE_HEAD,
+            {"new_position": self._position, "new_hash": self._hash, "new_time": self._time},
         )
         if not is_sqlite(self.connection.engine):
             # A wake-up for other instances; delivered only if this transaction commits.

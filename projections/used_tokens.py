@@ -24,6 +24,9 @@ used_tokens = Table(
 )
 
 
+_INSERT = used_tokens.insert()
+
+
 class TokenAlreadyUsed(ProjectionConflict):
     """The token's id is already in `used_tokens`."""
 
@@ -35,12 +38,13 @@ def _spend(connection: Connection, event: RecordedEvent) -> None:
     provisioner = event.data.get("provisioner") or {}
     try:
         connection.execute(
-            used_tokens.insert().values(
-                token_id=token_id,
-                provisioner_id=provisioner.get("id"),
-                stream=event.stream,
-                used_position=event.position,
-            )
+            _INSERT,
+            {
+                "token_id": token_id,
+                "provisioner_id": provisioner.get("id"),
+                "stream": event.stream,
+                "used_position": event.position,
+            },
         )
     except IntegrityError as exc:
         if not is_unique_violation(exc):
