@@ -15,7 +15,12 @@ from typing import Any
 JSONValue = Any
 
 
+_SCALARS = frozenset({type(None), bool, str, int})
+
+
 def _check(value: object, path: str) -> None:
+    if type(value) in _SCALARS:
+        return
     if value is None or isinstance(value, (bool, str)):
         return
     if isinstance(value, int):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from ledger.canonical import canonical_bytes
@@ -37,8 +37,8 @@ def event_hash(record: Mapping[str, Any]) -> str:
     return hashlib.sha256(prev + canonical_bytes(body)).hexdigest()
 
 
-def _string(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+# The C encoder `json.dumps(value, ensure_ascii=False)` uses for a str: same output, less work.
+_string: Callable[[str], str] = json.encoder.encode_basestring
 
 
 def hash_parts(

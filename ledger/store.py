@@ -236,6 +236,20 @@ class AppendTransaction:
             self._versions[stream] = self.store.stream_version(stream, self.connection)
         return self._versions[stream]
 
+    def _load_versions(self, streams: set[str]) -> None:
+        """Current versions of `streams`, one query per few hundred streams (0 = new)."""
+        pending = sorted(streams)
+        for start in range(0, len(pending), 500):
+            chunk = pending[start : start + 500]
+            rows = self.connection.execute(
+                select(events_table.c.stream, func.max(events_table.c.version))
+                .where(events_table.c.stream.in_(chunk))
+                .group_by(events_table.c.stream)
+            )
+            found = {str(stream): version for stream, version in rows}
+            for stream in chunk:
+                self._versions[stream] = int(found.get(stream) or 0)
+
     def _write(
         self, events: Sequence[NewEvent], actor: Mapping[str, Any], expected: Mapping[str, int]
     ) -> list[RecordedEvent]:
@@ -249,6 +263,7 @@ class AppendTransaction:
                 raise ConcurrencyConflict(
                     f"stream {stream} is at version {known}, expected {version}", stream=stream
                 )
+        self._load_versions({e.stream for e in events} - self._versions.keys())
         now = format_time(self.store.clock())
         # Keep recorded_at monotonic with position, so "as of a time" maps to a prefix.
         self._time = max(now, self._time)
