@@ -1,11 +1,19 @@
 """`certificates`: one row per issued X.509 certificate, with its revocation.
 
 "Expired" is not stored: it depends on the clock, and handlers may not read the clock.
+
+Being inline, this projection is where the certificate invariants are checked atomically
+with the append, on every instance: a serial is issued once, revoked at most once (and only
+if it was issued), and a revoked certificate is never renewed or rekeyed, even when the
+revocation committed through another instance a moment before.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, update
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Column, Connection, Index, Integer, String, Table, Text, select, update
 from sqlalchemy.exc import IntegrityError
 
 from ledger import RecordedEvent, canonical_json, is_unique_violation
@@ -39,10 +47,37 @@ certificates = Table(
 )
 
 
+class CertificateRevoked(ProjectionConflict):
+    """A renewal or rekey names a certificate that is revoked."""
+
+
+class UnknownCertificate(ProjectionConflict):
+    """The event names a serial that was never issued."""
+
+
+class AlreadyRevoked(ProjectionConflict):
+    """A revocation names a certificate that is revoked already."""
+
+
+def _check_source(connection: Connection, data: Mapping[str, Any]) -> None:
+    for field in ("renewed_from", "rekeyed_from"):
+        source = data.get(field)
+        if not source:
+            continue
+        status = connection.execute(
+            select(certificates.c.status).where(certificates.c.serial == str(source))
+        ).scalar_one_or_none()
+        if status is None:
+            raise UnknownCertificate(f"{field} names certificate {source}, which was never issued")
+        if status == "revoked":
+            raise CertificateRevoked(f"certificate {source} has been revoked: it cannot renew")
+
+
 def _issued(connection: Connection, event: RecordedEvent) -> None:
     data = event.data
     serial = str(data["serial"])
     provisioner = data.get("provisioner") or {}
+    _check_source(connection, data)
     try:
         connection.execute(
             certificates.insert().values(
@@ -84,7 +119,17 @@ def _revoked(connection: Connection, event: RecordedEvent) -> None:
         )
     )
     if result.rowcount != 1:
-        raise ProjectionConflict(f"certificate {serial} is unknown or already revoked")
+        # Only the refusal pays for a second read, to say which of the two it is.
+        revoked_at = connection.execute(
+            select(certificates.c.revoked_at).where(certificates.c.serial == serial)
+        ).one_or_none()
+        if revoked_at is None:
+            raise UnknownCertificate(
+                f"certificate {serial} is unknown or already revoked: it was never issued"
+            )
+        raise AlreadyRevoked(
+            f"certificate {serial} is unknown or already revoked: it was revoked at {revoked_at[0]}"
+        )
 
 
 projection = Projection(

@@ -1,7 +1,137 @@
-"""Placeholder: routes are added by the lifecycle work (issue 5)."""
+"""`POST /renew` (legacy `/re-sign`), `/rekey` and `/revoke`, as step-ca speaks them.
+
+The client certificate comes from the ASGI `tls` extension (`ca.server.peer`); the logic is
+in `ca.authority.lifecycle`. Renew and rekey answer 201 with a SignResponse, revoke 200
+`{"status":"ok"}`; refusals use step-ca's error body.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+from typing import Any
 
-routes: list[BaseRoute] = []
+from cryptography import x509
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ca.api.endpoint import context_of, endpoint
+from ca.api.responses import json_response
+from ca.api.sign import read_json, request_info
+from ca.authority import lifecycle
+from ca.authority.authority import Authority, Issued
+from ca.errors import AuthError, BadRequest
+from ca.server.peer import client_certificate
+
+BEARER = "bearer "
+
+
+def _authority(request: Request) -> Authority:
+    authority: Authority = request.app.state.authority
+    return authority
+
+
+def _peer(request: Request) -> x509.Certificate | None:
+    try:
+        return client_certificate(request.scope)
+    except ValueError:
+        raise AuthError("the client certificate cannot be parsed") from None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    if header[: len(BEARER)].lower() == BEARER:
+        return header[len(BEARER) :].strip() or None
+    return None
+
+
+def _sign_response(request: Request, issued: Issued) -> Response:
+    context_of(request).fields.update(
+        provisioner=issued.provisioner, serial=issued.serial, position=issued.position
+    )
+    chain = issued.chain_pems
+    return json_response(
+        {
+            "crt": chain[0],
+            "ca": chain[1] if len(chain) > 1 else None,
+            "certChain": chain,
+            "tlsOptions": _authority(request).tls_options(),
+        },
+        201,
+    )
+
+
+@endpoint
+async def renew(request: Request) -> Response:
+    peer = _peer(request)
+    # step's client sends no body; whatever comes is not read.
+    issued = await run_in_threadpool(
+        lifecycle.renew,
+        _authority(request),
+        peer=peer,
+        bearer=None if peer is not None else _bearer(request),
+        info=request_info(request),
+    )
+    return _sign_response(request, issued)
+
+
+@endpoint
+async def rekey(request: Request) -> Response:
+    peer = _peer(request)
+    if peer is None:
+        raise AuthError("missing client certificate: rekey needs mTLS")
+    body = await read_json(request)
+    csr = body.get("csr") or ""
+    if not isinstance(csr, str):
+        raise BadRequest("csr must be a string")
+    issued = await run_in_threadpool(
+        lifecycle.rekey, _authority(request), peer=peer, csr_pem=csr, info=request_info(request)
+    )
+    return _sign_response(request, issued)
+
+
+@endpoint
+async def revoke(request: Request) -> Response:
+    body = await read_json(request)
+    revoke_request = lifecycle.RevokeRequest(
+        serial=_string(body, "serial"),
+        ott=_string(body, "ott"),
+        reason_code=lifecycle.check_reason_code(body.get("reasonCode")),
+        reason=_string(body, "reason"),
+        passive=_boolean(body, "passive"),
+    )
+    revoked = await run_in_threadpool(
+        lifecycle.revoke,
+        _authority(request),
+        revoke_request,
+        peer=_peer(request),
+        info=request_info(request),
+    )
+    context_of(request).fields.update(
+        serial=revoked.serial, position=revoked.position, provisioner=revoked.provisioner
+    )
+    return json_response({"status": "ok"})
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+def _boolean(body: dict[str, Any], name: str) -> bool:
+    value = body.get(name, True)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
+routes = [
+    Route("/renew", renew, methods=["POST"]),
+    Route("/re-sign", renew, methods=["POST"]),
+    Route("/rekey", rekey, methods=["POST"]),
+    Route("/revoke", revoke, methods=["POST"]),
+]

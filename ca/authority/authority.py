@@ -312,6 +312,9 @@ class Authority:
         provisioner: dict[str, str] | None,
         token_id: str | None,
         info: RequestInfo,
+        renewed_from: str | None = None,
+        rekeyed_from: str | None = None,
+        actor_extra: Mapping[str, Any] | None = None,
     ) -> int:
         serial = str(certificate.serial_number)
         stream = ev.x509_stream(serial)
@@ -328,8 +331,8 @@ class Authority:
                 "provisioner": provisioner,
                 "issuer_key_id": issuer.key_id,
                 "token_id": token_id,
-                "renewed_from": None,
-                "rekeyed_from": None,
+                "renewed_from": renewed_from,
+                "rekeyed_from": rekeyed_from,
             },
         )
         actor: dict[str, Any] = {"instance": self.instance, "request_id": info.request_id}
@@ -340,6 +343,7 @@ class Authority:
             actor["token_id"] = token_id
         if info.remote_address:
             actor["remote_address"] = info.remote_address
+        actor.update(actor_extra or {})
         try:
             (recorded,) = self.appender.append([event], actor=actor, expected={stream: 0})
         except TokenAlreadyUsed:

@@ -3,6 +3,11 @@
 - `TCPServer._close`: an `ssl.SSLError` raised while closing a connection whose TLS session
   already failed (a refused renegotiation, say) escapes Hypercorn's handler and later breaks
   the worker's clean shutdown. Such a connection is closed already: swallow it.
+- `TCPServer.run`: the peer-certificate bridge (hypercorn issue #62). Before serving a
+  connection, record its TLS peer in a `ContextVar` (`ca.server.peer.remember`); the
+  connection's request tasks inherit it and `PeerCertificateMiddleware` puts it into the
+  ASGI scope. `run` is awaited in the connection's own task, so the value never leaks to
+  another connection.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ from importlib.metadata import version
 from typing import Any
 
 from hypercorn.asyncio.tcp_server import TCPServer
+
+from ca.server import peer
 
 PINNED = "0.18.0"
 _installed = False
@@ -34,4 +41,17 @@ def install() -> None:
             await original(self)
 
     TCPServer._close = _close  # type: ignore[method-assign]
+
+    original_run = TCPServer.run
+
+    async def run(self: Any) -> None:
+        # A refused or broken handshake never gets here: asyncio calls the connection
+        # callback only after the handshake succeeded.
+        try:
+            peer.remember(self.writer.get_extra_info("ssl_object"))
+        except (ssl.SSLError, ValueError):
+            peer.remember(None)
+        await original_run(self)
+
+    TCPServer.run = run  # type: ignore[method-assign]
     _installed = True

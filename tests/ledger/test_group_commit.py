@@ -23,19 +23,25 @@ def test_callers_queued_behind_a_commit_share_the_next_one(store: EventStore) ->
     committer = GroupCommitter(store)
     blocker = store.transaction()  # holds the ledger lock, as a slow commit would
     tx = blocker.__enter__()
+    released = False
     try:
         with ThreadPoolExecutor(20) as pool:
-            futures = [
+            first = pool.submit(committer.append, [NewEvent("s/0", "test.a", {"n": 0})])
+            # The committer takes the first caller alone and waits for the lock with it...
+            _wait_for(lambda: committer._queue.qsize() == 0)
+            rest = [
                 pool.submit(committer.append, [NewEvent(f"s/{n}", "test.a", {"n": n})])
-                for n in range(20)
+                for n in range(1, 20)
             ]
-            # The first caller is inside the committer, waiting for the lock; the other 19
-            # queue up behind it.
+            # ...while the other 19 queue up behind it.
             _wait_for(lambda: committer._queue.qsize() == 19)
             tx.finish()
             blocker.__exit__(None, None, None)
-            results = [f.result(timeout=60) for f in futures]
+            released = True
+            results = [f.result(timeout=60) for f in [first, *rest]]
     finally:
+        if not released:
+            blocker.__exit__(None, None, None)
         committer.close()
     assert sorted(r[0].position for r in results) == list(range(1, 21))
     assert committer.units == 20
