@@ -8,6 +8,7 @@ fails, the signed certificate is dropped here and the caller gets the error.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 import threading
@@ -22,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from ca.authority.state import ActiveKey, Snapshot, StateCache
+from ca.crl.urls import leaf_urls
 from ca.durations import parse_go_duration
 from ca.errors import AuthError, BadRequest, ConfigError, SignerError
 from ca.keys.files import KeyType, PrivateKey, PublicKey, load_private_key
@@ -221,6 +223,7 @@ class Authority:
                 key_type=key_type_of(csr.public_key()),
             ),
         )
+        template = self._with_revocation_urls(template)
         extensions = []
         if not claims.disable_smallstep_extensions:
             extensions.append(
@@ -249,6 +252,15 @@ class Authority:
             str(certificate.serial_number),
             record.name,
             position,
+        )
+
+    def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
+        """The configured CRL and OCSP URLs, unless the template chose its own."""
+        crl_urls, ocsp_urls = leaf_urls(self.runtime.config)
+        return dataclasses.replace(
+            template,
+            crl_distribution_points=template.crl_distribution_points or crl_urls,
+            ocsp_server=template.ocsp_server or ocsp_urls,
         )
 
     def issue_server_certificate(

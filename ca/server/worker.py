@@ -119,6 +119,26 @@ async def _renew_loop(server_cert: ServerCertificate, hc: LedgerCAHypercornConfi
             log.error("server certificate renewal failed", error=str(exc))
 
 
+async def _client_ca_loop(authority: Authority, hc: LedgerCAHypercornConfig) -> None:
+    """Trust client certificates from intermediates activated after start (a rotation).
+
+    The supervisor writes `certs/client_cas.pem` once; an intermediate activated later is
+    added to the live context here, so its certificates can renew over mTLS within seconds.
+    """
+    trusted = {k.key_id for k in authority.snapshot().intermediates}
+    while True:
+        await asyncio.sleep(5)
+        try:
+            snapshot = await asyncio.to_thread(authority.snapshot)
+            for key in snapshot.intermediates:
+                if key.key_id not in trusted and key.certificate_pem and hc.live_context:
+                    hc.live_context.load_verify_locations(cadata=key.certificate_pem)
+                    trusted.add(key.key_id)
+                    log.info("client certificates of a new intermediate trusted", key_id=key.key_id)
+        except Exception as exc:
+            log.error("refreshing client CAs failed", error=str(exc))
+
+
 class PlainHTTPOnlyCRL:
     """On the plain-HTTP listener (`crl.insecure_address`) only the CRL is served: CRL
     fetchers often cannot do TLS, and nothing else may ever go over plain HTTP."""
@@ -163,6 +183,7 @@ def run_worker(
     def on_startup() -> None:
         loop = asyncio.get_running_loop()
         tasks.add(loop.create_task(_renew_loop(server_cert, hc)))
+        tasks.add(loop.create_task(_client_ca_loop(authority, hc)))
         if config.crl.enabled:
             tasks.add(loop.create_task(publisher_for(authority).run()))
             if hc.insecure_bind:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import shutil
+import ssl
 import subprocess
+import time
 from pathlib import Path
 
+import httpx
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -28,6 +31,12 @@ from ca.pki.profiles import build_root, sign_intermediate_csr
 
 
 def _issue(running: RunningCA, subject: str) -> x509.Certificate:
+    return _issue_with_key(running, subject)[0]
+
+
+def _issue_with_key(
+    running: RunningCA, subject: str
+) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
     key, kid = provisioner_key(running.ca)
     token = mint_token(key, kid, subject=subject, audience=f"{running.url}/1.0/sign")
     private = ec.generate_private_key(ec.SECP256R1())
@@ -42,7 +51,7 @@ def _issue(running: RunningCA, subject: str) -> x509.Certificate:
             json={"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "ott": token},
         )
     assert response.status_code == 201, response.text
-    return x509.load_pem_x509_certificate(response.json()["crt"].encode())
+    return x509.load_pem_x509_certificate(response.json()["crt"].encode()), private
 
 
 def _intermediates(running: RunningCA) -> list[x509.Certificate]:
@@ -80,6 +89,31 @@ def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
             assert new_intermediate.serial_number != old_intermediate.serial_number
             after = _issue(running, f"after-{running.port}.example")
             after.verify_directly_issued_by(new_intermediate)
+        # A certificate from the new intermediate renews over mTLS within seconds: the
+        # running instances add the new intermediate to the client CAs they trust.
+        leaf, key = _issue_with_key(first, "mtls-after-rotation.example")
+        crt_file, key_file = tmp_path / "m.crt", tmp_path / "m.key"
+        crt_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+        key_file.write_bytes(
+            key.private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+        context = ssl.create_default_context(cafile=str(ca.root))
+        context.load_cert_chain(crt_file, key_file)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with httpx.Client(base_url=first.url, verify=context, timeout=10) as client:
+                    renewed = client.post("/1.0/renew")
+                if renewed.status_code == 201:
+                    break
+            except httpx.HTTPError:
+                pass  # the handshake fails until the new intermediate is trusted
+            assert time.monotonic() < deadline, "mTLS renewal under the new intermediate failed"
+            time.sleep(1)
         events = _key_events(ca)
         assert [e["type"] for e in events[-2:]] == [
             "authority.key_activated",
