@@ -17,9 +17,9 @@ from starlette.routing import Route
 
 from ca.api.endpoint import context_of, endpoint
 from ca.api.responses import json_response
-from ca.api.sign import read_json, request_info
+from ca.api.sign import read_json, request_info, sign_response
 from ca.authority import lifecycle
-from ca.authority.authority import Authority, Issued
+from ca.authority.authority import Authority
 from ca.errors import AuthError, BadRequest
 from ca.server.peer import client_certificate
 
@@ -45,22 +45,6 @@ def _bearer(request: Request) -> str | None:
     return None
 
 
-def _sign_response(request: Request, issued: Issued) -> Response:
-    context_of(request).fields.update(
-        provisioner=issued.provisioner, serial=issued.serial, position=issued.position
-    )
-    chain = issued.chain_pems
-    return json_response(
-        {
-            "crt": chain[0],
-            "ca": chain[1] if len(chain) > 1 else None,
-            "certChain": chain,
-            "tlsOptions": _authority(request).tls_options(),
-        },
-        201,
-    )
-
-
 @endpoint
 async def renew(request: Request) -> Response:
     peer = _peer(request)
@@ -72,7 +56,7 @@ async def renew(request: Request) -> Response:
         bearer=None if peer is not None else _bearer(request),
         info=request_info(request),
     )
-    return _sign_response(request, issued)
+    return sign_response(request, issued)
 
 
 @endpoint
@@ -87,7 +71,7 @@ async def rekey(request: Request) -> Response:
     issued = await run_in_threadpool(
         lifecycle.rekey, _authority(request), peer=peer, csr_pem=csr, info=request_info(request)
     )
-    return _sign_response(request, issued)
+    return sign_response(request, issued)
 
 
 @endpoint

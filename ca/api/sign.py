@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from ca.api.endpoint import context_of, endpoint
 from ca.api.responses import json_response
-from ca.authority.authority import Authority, RequestInfo, SignRequest
+from ca.authority.authority import Authority, Issued, RequestInfo, SignRequest
 from ca.errors import BadRequest
 
 
@@ -57,6 +57,12 @@ async def sign(request: Request) -> Response:
     )
     authority: Authority = request.app.state.authority
     issued = await run_in_threadpool(authority.sign, sign_request, request_info(request))
+    return sign_response(request, issued)
+
+
+def sign_response(request: Request, issued: Issued) -> Response:
+    """step-ca's SignResponse (201), shared by /sign, /renew and /rekey."""
+    authority: Authority = request.app.state.authority
     context_of(request).fields.update(
         provisioner=issued.provisioner, serial=issued.serial, position=issued.position
     )

@@ -35,18 +35,19 @@ class ProvisionerRow:
     options: str
 
 
+_ROWS = select(
+    provisioners.c.id,
+    provisioners.c.name,
+    provisioners.c.type,
+    provisioners.c.kid,
+    provisioners.c.claims,
+    provisioners.c.options,
+)
+
+
 def find(store: EventStore, name: str) -> ProvisionerRow:
     with store.engine.connect() as connection:
-        row = connection.execute(
-            select(
-                provisioners.c.id,
-                provisioners.c.name,
-                provisioners.c.type,
-                provisioners.c.kid,
-                provisioners.c.claims,
-                provisioners.c.options,
-            ).where(provisioners.c.name == name)
-        ).first()
+        row = connection.execute(_ROWS.where(provisioners.c.name == name)).first()
     if row is None:
         raise NotFound(f"no provisioner named {name!r}")
     return ProvisionerRow(*row)
@@ -54,16 +55,7 @@ def find(store: EventStore, name: str) -> ProvisionerRow:
 
 def list_all(store: EventStore) -> list[ProvisionerRow]:
     with store.engine.connect() as connection:
-        rows = connection.execute(
-            select(
-                provisioners.c.id,
-                provisioners.c.name,
-                provisioners.c.type,
-                provisioners.c.kid,
-                provisioners.c.claims,
-                provisioners.c.options,
-            ).order_by(provisioners.c.added_position)
-        ).all()
+        rows = connection.execute(_ROWS.order_by(provisioners.c.added_position)).all()
     return [ProvisionerRow(*row) for row in rows]
 
 
