@@ -6,10 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
 from support.ca_server import (
     CAHome,
@@ -17,22 +13,12 @@ from support.ca_server import (
     free_port,
     init_ca,
     ledgerca,
-    mint_token,
+    request_certificate,
     start_ca,
 )
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
 from ledger import EventStore, create_engine
-
-
-def _csr(subject: str) -> str:
-    key = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .sign(key, hashes.SHA256())
-    )
-    return csr.public_bytes(serialization.Encoding.PEM).decode()
 
 
 def _key(ca: CAHome, name: str, password: bytes) -> tuple[ECKey, str]:
@@ -43,10 +29,9 @@ def _key(ca: CAHome, name: str, password: bytes) -> tuple[ECKey, str]:
 
 
 def _sign(running: RunningCA, key: ECKey, kid: str, issuer: str, **body: str) -> int:
-    token = mint_token(key, kid, subject="svc.example", issuer=issuer,
-                       audience=f"{running.url}/1.0/sign")  # fmt: skip
-    with running.client() as client:
-        response = client.post("/1.0/sign", json={"csr": _csr("svc.example"), "ott": token, **body})
+    response, _ = request_certificate(
+        running, "svc.example", key=key, kid=kid, issuer=issuer, **body
+    )
     return response.status_code
 
 

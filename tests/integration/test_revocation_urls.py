@@ -9,10 +9,9 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
-from support.ca_server import init_ca, mint_token, provisioner_key, start_ca
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import AuthorityInformationAccessOID
+from support.ca_server import init_ca, request_certificate, start_ca
 
 
 @pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
@@ -25,20 +24,9 @@ def test_leaves_carry_the_configured_urls_and_openssl_checks_them(tmp_path: Path
     config.write_text(f'{head}\ncrl_url = "{base}/1.0/crl"\nocsp_url = "{base}/ocsp"\n\n[{rest}')
     running = start_ca(ca)
     try:
-        key, kid = provisioner_key(ca)
-        private = ec.generate_private_key(ec.SECP256R1())
-        csr = (
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "urls.example")]))
-            .sign(private, hashes.SHA256())
-        )
-        token = mint_token(key, kid, subject="urls.example", audience=f"{running.url}/1.0/sign")
+        response, _ = request_certificate(running, "urls.example")
+        assert response.status_code == 201, response.text
         with running.client() as client:
-            response = client.post(
-                "/1.0/sign",
-                json={"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "ott": token},
-            )
-            assert response.status_code == 201, response.text
             leaf = x509.load_pem_x509_certificate(response.json()["crt"].encode())
             cdp = leaf.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
             assert [n.value for p in cdp for n in p.full_name or []] == [f"{base}/1.0/crl"]

@@ -12,17 +12,15 @@ from pathlib import Path
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from support.ca_server import (
     CAHome,
     RunningCA,
     free_port,
     init_ca,
     ledgerca,
-    mint_token,
-    provisioner_key,
+    request_certificate,
     start_ca,
 )
 
@@ -37,19 +35,7 @@ def _issue(running: RunningCA, subject: str) -> x509.Certificate:
 def _issue_with_key(
     running: RunningCA, subject: str
 ) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key, kid = provisioner_key(running.ca)
-    token = mint_token(key, kid, subject=subject, audience=f"{running.url}/1.0/sign")
-    private = ec.generate_private_key(ec.SECP256R1())
-    csr = (
-        x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-        .sign(private, hashes.SHA256())
-    )
-    with running.client() as client:
-        response = client.post(
-            "/1.0/sign",
-            json={"csr": csr.public_bytes(serialization.Encoding.PEM).decode(), "ott": token},
-        )
+    response, private = request_certificate(running, subject)
     assert response.status_code == 201, response.text
     return x509.load_pem_x509_certificate(response.json()["crt"].encode()), private
 

@@ -18,6 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from joserfc import jws
 from joserfc.jwk import ECKey
 
@@ -199,14 +203,38 @@ def mint_token(
         "exp": now + lifetime,
     }
     if root_pem is not None:
-        from cryptography import x509
-
-        der = x509.load_pem_x509_certificate(root_pem).public_bytes(
-            __import__(
-                "cryptography.hazmat.primitives.serialization", fromlist=["Encoding"]
-            ).Encoding.DER
-        )
+        der = x509.load_pem_x509_certificate(root_pem).public_bytes(serialization.Encoding.DER)
         claims["sha"] = hashlib.sha256(der).hexdigest()
     claims.update(extra or {})
     header = {"alg": alg, "kid": kid, "typ": "JWT"}
     return jws.serialize_compact(header, json.dumps(claims).encode(), key, algorithms=[alg])
+
+
+def make_csr(subject: str) -> tuple[str, Any]:
+    """A P-256 key and a CSR (PEM) with CN=subject: what a client sends to /sign."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+        .sign(key, hashes.SHA256())
+    )
+    return csr.public_bytes(serialization.Encoding.PEM).decode(), key
+
+
+def request_certificate(
+    running: RunningCA,
+    subject: str,
+    *,
+    key: ECKey | None = None,
+    kid: str | None = None,
+    issuer: str = "admin",
+    **body: str,
+) -> tuple[httpx.Response, Any]:
+    """POST /1.0/sign with a fresh token for `subject`; returns the response and the key."""
+    if key is None or kid is None:
+        key, kid = provisioner_key(running.ca, issuer)
+    token = mint_token(key, kid, subject=subject, issuer=issuer, audience=f"{running.url}/1.0/sign")
+    csr, private = make_csr(subject)
+    with running.client() as client:
+        response = client.post("/1.0/sign", json={"csr": csr, "ott": token, **body})
+    return response, private
