@@ -17,6 +17,8 @@ provisioner.updated      stream `provisioner/<id>`
     {id, name, changes: {field: new value}}
 provisioner.removed      stream `provisioner/<id>`
     {id, name}
+policy.set               stream `policy/<scope>` (scope `authority` or `provisioner/<id>`)
+    {scope, provisioner_id | null, policy: name policy JSON | null (null clears it)}
 x509.issued              stream `x509/<serial>`
     {serial, certificate: PEM, subject, sans: [{type, value}], not_before, not_after,
      provisioner: {id, name, type} | null, issuer_key_id, token_id | null,
@@ -39,6 +41,7 @@ KEY_RETIRED = "authority.key_retired"
 PROVISIONER_ADDED = "provisioner.added"
 PROVISIONER_UPDATED = "provisioner.updated"
 PROVISIONER_REMOVED = "provisioner.removed"
+POLICY_SET = "policy.set"
 X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
 CRL_PUBLISHED = "crl.published"
@@ -48,6 +51,10 @@ AUTHORITY_STREAM = "authority"
 
 def provisioner_stream(provisioner_id: str) -> str:
     return f"provisioner/{provisioner_id}"
+
+
+def policy_stream(scope: str) -> str:
+    return f"policy/{scope}"
 
 
 def x509_stream(serial: str) -> str:

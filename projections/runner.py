@@ -18,6 +18,7 @@ from projections import (
     authority_keys,
     certificates,
     crls,
+    policies,
     provisioners,
     used_tokens,
 )
@@ -29,6 +30,7 @@ ALL: tuple[Projection, ...] = (
     certificates.projection,
     used_tokens.projection,
     crls.projection,
+    policies.projection,
     activity.projection,
 )
 

@@ -32,6 +32,7 @@ from ca.pki.claims import Claims, validity
 from ca.pki.leaf import build_leaf, check_leaf
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
+from ca.policy import combine
 from ca.provisioners.jwk import audiences, authorize_csr, peek, split_sans, verify_token
 from ca.runtime import Runtime
 from ca.templates.x509 import (
@@ -92,6 +93,30 @@ def key_type_of(public_key: object) -> KeyType:
     if isinstance(public_key, ed25519.Ed25519PublicKey):
         return "OKP"
     return "EC"
+
+
+def check_names(snapshot: Snapshot, record: Any, template: CertificateTemplate) -> None:
+    """The authority's and the provisioner's name policies, on the names being certified."""
+    authority_policy = snapshot.policies.get("authority")
+    provisioner_policy = snapshot.policies.get(f"provisioner/{record.id}")
+    if authority_policy is None and provisioner_policy is None:
+        return
+    chain = combine(
+        authority_policy,
+        provisioner_policy,
+        provisioner_scope=f"provisioner {record.name!r} policy",
+    )
+    by_type: dict[str, list[str]] = {"dns": [], "ip": [], "email": [], "uri": []}
+    for san in template.sans:
+        by_type[san.type].append(san.value)
+    common_names = [template.subject.common_name] if template.subject.common_name else []
+    chain.evaluate(
+        dns=by_type["dns"],
+        ips=by_type["ip"],
+        emails=by_type["email"],
+        uris=by_type["uri"],
+        common_names=common_names,
+    )
 
 
 def parse_csr(text: str) -> x509.CertificateSigningRequest:
@@ -224,6 +249,7 @@ class Authority:
             ),
         )
         template = self._with_revocation_urls(template)
+        check_names(snapshot, record, template)
         extensions = []
         if not claims.disable_smallstep_extensions:
             extensions.append(

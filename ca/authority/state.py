@@ -14,10 +14,12 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from sqlalchemy import Connection, Engine, func, select
 
+from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
 from ledger import catalogue as ev
 from ledger.schema import events, ledger_head
 from projections.authority_keys import authority, authority_keys
+from projections.policies import policies
 from projections.provisioners import provisioners
 
 
@@ -51,6 +53,8 @@ class Snapshot:
     roots: tuple[ActiveKey, ...]
     intermediates: tuple[ActiveKey, ...]
     provisioners: tuple[ProvisionerRecord, ...]
+    policies: dict[str, NamePolicy] = field(default_factory=dict)
+    """Name policies by scope: `authority` or `provisioner/<id>`."""
     by_issuer_kid: dict[tuple[str, str], ProvisionerRecord] = field(default_factory=dict)
     by_kid: dict[str, ProvisionerRecord] = field(default_factory=dict)
 
@@ -110,7 +114,11 @@ def load_snapshot(connection: Connection) -> Snapshot:
                 jwk=jwk,
             )
         )
+    policy_rows = connection.execute(select(policies.c.scope, policies.c.policy)).all()
     return Snapshot(
+        policies={
+            str(scope): NamePolicy.from_json(json.loads(text)) for scope, text in policy_rows
+        },
         position=position,
         name=who.name,
         root_fingerprint=who.root_fingerprint,
@@ -129,6 +137,7 @@ STATE_TYPES = (
     ev.PROVISIONER_ADDED,
     ev.PROVISIONER_UPDATED,
     ev.PROVISIONER_REMOVED,
+    ev.POLICY_SET,
 )
 """Event types that change what a snapshot holds; certificates and revocations do not."""
 

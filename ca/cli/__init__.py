@@ -63,6 +63,7 @@ from ca.cli import (  # noqa: E402, F401
     ledger,
     lifecycle,
     passwords,
+    policy,
     projections,
     provisioner,
     rotate,

@@ -205,6 +205,14 @@ class Workload:
             data["provisioner"] = dict(sorted(self.provisioners.items())[0][1])
         return self._event(ev.x509_stream(serial), ev.X509_REVOKED, data)
 
+    def policy_set(self, scope: str, provisioner_id: str | None, dns: list[str] | None) -> NewEvent:
+        policy = None if dns is None else {"allow": {"dns": dns}, "deny": {"dns": ["db.internal"]}}
+        return self._event(
+            ev.policy_stream(scope),
+            ev.POLICY_SET,
+            {"scope": scope, "provisioner_id": provisioner_id, "policy": policy},
+        )
+
     def crl_published(self, issuer_key_id: str, number: int) -> NewEvent:
         this_update = START + timedelta(hours=16 * number)
         return self._event(
@@ -258,6 +266,13 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     )
     by_name = {p["name"]: pid for pid, p in work.provisioners.items()}
     store.append([work.provisioner_updated(by_name["ci-runner"], "ci-runner-2031")])
+    ops = by_name["ops-admin"]
+    store.append([work.policy_set("authority", None, ["*.internal"])])
+    store.append([work.policy_set(f"provisioner/{ops}", ops, ["*.ops.internal"])])
+    store.append([work.policy_set("authority", None, ["*.internal", "*.example"])])
+    vpn = by_name["legacy-vpn"]
+    store.append([work.policy_set(f"provisioner/{vpn}", vpn, ["vpn.internal"])])
+    store.append([work.policy_set(f"provisioner/{vpn}", vpn, None)])  # cleared
     mixed: list[NewEvent] = []
     for n in range(110):
         mixed.append(work.issued())
@@ -303,7 +318,7 @@ def test_every_projection_rebuilt_from_zero_equals_its_live_state(
     store: EventStore, worked: Workload
 ) -> None:
     types = Counter(e.type for e in store.read())
-    assert len(types) == 9 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
+    assert len(types) == 10 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
     projections = caught_up(store)
     for projection in projections.all:
         live = snapshot(store.engine, projection)
@@ -341,6 +356,10 @@ CORRUPTIONS = {
         "DELETE FROM used_tokens WHERE token_id IN"
         " (SELECT token_id FROM used_tokens ORDER BY token_id LIMIT 9)",
         "INSERT INTO used_tokens (token_id, stream, used_position) VALUES ('replayed', 'x', 1)",
+    ],
+    "policies": [
+        "UPDATE policies SET policy = '{}'",
+        "DELETE FROM policies WHERE scope = 'authority'",
     ],
     "crls": [
         "UPDATE crls SET number = number - 1, next_update = '2099-01-01T00:00:00.000000Z'",

@@ -1,0 +1,101 @@
+"""`ledgerca policy show|set|clear`: name policies as `policy.set` events."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ca.authority.initialize import actor
+from ca.cli import cli
+from ca.errors import BadRequest
+from ca.home import Home
+from ca.runtime import open_runtime
+
+
+def _scope(runtime: Any, provisioner: str | None) -> tuple[str, str | None]:
+    if provisioner is None:
+        return "authority", None
+    from ca.authority.provisioners import find
+
+    row = find(runtime.store, provisioner)
+    return f"provisioner/{row.id}", row.id
+
+
+def _append(home: Home, provisioner: str | None, policy: dict[str, Any] | None) -> int:
+    from ca.policy import NamePolicy
+    from ledger import NewEvent
+    from ledger import catalogue as ev
+
+    if policy is not None:
+        policy = NamePolicy.from_json(policy).to_json()  # refuses a malformed policy
+    runtime = open_runtime(home)
+    try:
+        scope, provisioner_id = _scope(runtime, provisioner)
+        stream = ev.policy_stream(scope)
+        (event,) = runtime.store.append(
+            [
+                NewEvent(
+                    stream,
+                    ev.POLICY_SET,
+                    {"scope": scope, "provisioner_id": provisioner_id, "policy": policy},
+                )
+            ],
+            actor=actor("policy set" if policy is not None else "policy clear"),
+            expected={stream: runtime.store.stream_version(stream)},
+        )
+    finally:
+        runtime.close()
+    return event.position
+
+
+@cli.group()
+def policy() -> None:
+    """Name policies: which names certificates may carry (deny beats allow)."""
+
+
+@policy.command(name="set")
+@click.argument("source", type=click.Path(path_type=Path, allow_dash=True))
+@click.option(
+    "--provisioner", help="Set the policy of this provisioner (default: the authority's)."
+)
+@click.pass_obj
+def set_command(home: Home, source: Path, provisioner: str | None) -> None:
+    """Set a policy from a JSON file (or - for stdin), step-ca's shape:
+    {"allow": {"dns": ["*.internal"]}, "deny": {"dns": ["db.internal"]}}."""
+    text = sys.stdin.read() if str(source) == "-" else source.read_text()
+    try:
+        parsed = json.loads(text)
+    except ValueError as exc:
+        raise BadRequest(f"the policy is not valid JSON: {exc}") from None
+    position = _append(home, provisioner, parsed)
+    click.echo(f"policy set for {provisioner or 'the authority'} at position {position}")
+
+
+@policy.command()
+@click.option("--provisioner", help="Clear this provisioner's policy (default: the authority's).")
+@click.pass_obj
+def clear(home: Home, provisioner: str | None) -> None:
+    """Remove a policy: every name is allowed again at that level."""
+    position = _append(home, provisioner, None)
+    click.echo(f"policy cleared for {provisioner or 'the authority'} at position {position}")
+
+
+@policy.command()
+@click.pass_obj
+def show(home: Home) -> None:
+    """The policies in force."""
+    from ca.authority.state import load_snapshot
+
+    runtime = open_runtime(home)
+    try:
+        with runtime.engine.connect() as connection:
+            snapshot = load_snapshot(connection)
+    finally:
+        runtime.close()
+    names = {f"provisioner/{p.id}": f"provisioner {p.name}" for p in snapshot.provisioners}
+    for scope, value in sorted(snapshot.policies.items()):
+        click.echo(f"{names.get(scope, scope)}: {json.dumps(value.to_json(), sort_keys=True)}")
