@@ -9,16 +9,31 @@ from multiprocessing.connection import wait
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import select
+
 from ca.authority.authority import Authority
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import write_public_file
 from ca.passwords import obtain_password
-from ca.runtime import open_runtime
+from ca.runtime import Runtime, open_runtime
 from ca.server.certificate import ServerCertificate
 from ca.server.worker import ServeSettings, hypercorn_config, run_worker
+from projections.authority_keys import authority_keys
 
 Say = Callable[[str], None]
+
+
+def client_ca_bundle(runtime: Runtime) -> bytes:
+    """Roots and every intermediate the ledger ever activated, retired ones included:
+    their unexpired leaves may still renew over mTLS (into the current intermediate)."""
+    with runtime.engine.connect() as connection:
+        pems = connection.execute(
+            select(authority_keys.c.certificate)
+            .where(authority_keys.c.role.in_(("x509_root", "x509_intermediate")))
+            .order_by(authority_keys.c.activated_position)
+        ).scalars()
+        return b"".join(pem.encode() for pem in pems if pem)
 
 
 def normalise_address(address: str) -> str:
@@ -55,10 +70,7 @@ def serve(
     )
     server_cert.ensure()
     snapshot = authority.snapshot()
-    client_cas = b"".join(
-        (key.certificate_pem or "").encode() for key in snapshot.roots + snapshot.intermediates
-    )
-    write_public_file(home.certs_dir / "client_cas.pem", client_cas)
+    write_public_file(home.certs_dir / "client_cas.pem", client_ca_bundle(runtime))
 
     sockets = hypercorn_config(settings, config, server_cert).create_sockets()
     bound = sockets.secure_sockets[0].getsockname()

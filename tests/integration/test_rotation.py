@@ -40,6 +40,40 @@ def _issue_with_key(
     return x509.load_pem_x509_certificate(response.json()["crt"].encode()), private
 
 
+def _renew_over_mtls(
+    running: RunningCA,
+    leaf: x509.Certificate,
+    key: ec.EllipticCurvePrivateKey,
+    stem: Path,
+    *,
+    wait: float,
+) -> x509.Certificate:
+    """POST /1.0/renew presenting `leaf`; retried for `wait` seconds while the handshake fails."""
+    crt_file, key_file = stem.with_suffix(".crt"), stem.with_suffix(".key")
+    crt_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    context = ssl.create_default_context(cafile=str(running.ca.root))
+    context.load_cert_chain(crt_file, key_file)
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with httpx.Client(base_url=running.url, verify=context, timeout=10) as client:
+                renewed = client.post("/1.0/renew")
+            if renewed.status_code == 201:
+                return x509.load_pem_x509_certificate(renewed.json()["crt"].encode())
+            detail = renewed.text
+        except httpx.HTTPError as exc:
+            detail = str(exc)  # the handshake fails while the issuer is not trusted
+        assert time.monotonic() < deadline, f"mTLS renewal failed: {detail}"
+        time.sleep(1)
+
+
 def _intermediates(running: RunningCA) -> list[x509.Certificate]:
     with running.client() as client:
         crts = client.get("/intermediates").json()["crts"]
@@ -59,7 +93,7 @@ def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
     first = start_ca(ca)
     second = start_ca(ca, port=free_port())
     try:
-        before = _issue(first, "before.example")
+        before, before_key = _issue_with_key(first, "before.example")
         old_intermediate = _intermediates(first)[0]
         assert before.issuer == old_intermediate.subject
         before.verify_directly_issued_by(old_intermediate)
@@ -78,28 +112,16 @@ def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
         # A certificate from the new intermediate renews over mTLS within seconds: the
         # running instances add the new intermediate to the client CAs they trust.
         leaf, key = _issue_with_key(first, "mtls-after-rotation.example")
-        crt_file, key_file = tmp_path / "m.crt", tmp_path / "m.key"
-        crt_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        )
-        context = ssl.create_default_context(cafile=str(ca.root))
-        context.load_cert_chain(crt_file, key_file)
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                with httpx.Client(base_url=first.url, verify=context, timeout=10) as client:
-                    renewed = client.post("/1.0/renew")
-                if renewed.status_code == 201:
-                    break
-            except httpx.HTTPError:
-                pass  # the handshake fails until the new intermediate is trusted
-            assert time.monotonic() < deadline, "mTLS renewal under the new intermediate failed"
-            time.sleep(1)
+        _renew_over_mtls(first, leaf, key, tmp_path / "m", wait=30)
+        # An instance started after the rotation still trusts the retired intermediate's
+        # leaves: they renew over mTLS, into the new intermediate.
+        third = start_ca(ca, port=free_port())
+        try:
+            renewed = _renew_over_mtls(third, before, before_key, tmp_path / "b", wait=0)
+            renewed.verify_directly_issued_by(new_intermediate)
+            assert renewed.subject == before.subject
+        finally:
+            third.stop()
         events = _key_events(ca)
         assert [e["type"] for e in events[-2:]] == [
             "authority.key_activated",
