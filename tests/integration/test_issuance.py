@@ -34,10 +34,13 @@ from joserfc.jwk import ECKey
 from support.ca_server import (
     CAHome,
     RunningCA,
+    database_url,
+    event_count,
     free_port,
     init_ca,
     mint_token,
     provisioner_key,
+    request_log,
     start_ca,
 )
 from support.postgres import PostgresServer
@@ -75,18 +78,6 @@ INJECTION = 'a", "isCA": true, "x": "'
 # -- helpers -------------------------------------------------------------------------------
 
 
-def database_url(ca: CAHome) -> str:
-    return ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}"
-
-
-def event_count(ca: CAHome) -> int:
-    engine = create_engine(database_url(ca))
-    try:
-        return EventStore(engine).count()
-    finally:
-        engine.dispose()
-
-
 def issued_events(ca: CAHome, serial: str) -> list[dict[str, Any]]:
     engine = create_engine(database_url(ca))
     try:
@@ -104,30 +95,6 @@ def execute_sql(ca: CAHome, *statements: str) -> None:
                 connection.exec_driver_sql(statement)
     finally:
         engine.dispose()
-
-
-def log_records(running: RunningCA) -> list[dict[str, Any]]:
-    records = []
-    for line in running.output().splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
-
-
-def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
-    """The access-log record of one request (written just after its response is sent)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for record in log_records(running):
-            if record.get("event") == "request" and record.get("request_id") == request_id:
-                return record
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
-        time.sleep(0.05)
 
 
 def b64url(data: bytes) -> str:

@@ -10,22 +10,13 @@ import pytest
 from support.ca_server import (
     CAHome,
     RunningCA,
+    event_count,
     free_port,
     init_ca,
     ledgerca,
     request_certificate,
     start_ca,
 )
-
-from ledger import EventStore, create_engine
-
-
-def _count(ca: CAHome) -> int:
-    engine = create_engine(f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}")
-    try:
-        return EventStore(engine).count()
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -90,8 +81,8 @@ def test_a_malformed_policy_is_refused_and_writes_nothing(
     ca = pair[0]
     policy = tmp_path / "bad.json"
     policy.write_text(content)
-    before = _count(ca)
+    before = event_count(ca)
     result = ledgerca("policy", "set", str(policy), home=ca.home, check=False)
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.startswith("ledgerca: error:") and message in result.stderr
-    assert _count(ca) == before
+    assert event_count(ca) == before

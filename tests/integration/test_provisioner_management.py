@@ -10,6 +10,7 @@ from joserfc.jwk import ECKey
 from support.ca_server import (
     CAHome,
     RunningCA,
+    event_count,
     free_port,
     init_ca,
     ledgerca,
@@ -18,7 +19,6 @@ from support.ca_server import (
 )
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
-from ledger import EventStore, create_engine
 
 
 def _key(ca: CAHome, name: str, password: bytes) -> tuple[ECKey, str]:
@@ -33,14 +33,6 @@ def _sign(running: RunningCA, key: ECKey, kid: str, issuer: str, **body: str) ->
         running, "svc.example", key=key, kid=kid, issuer=issuer, **body
     )
     return response.status_code
-
-
-def _count(ca: CAHome) -> int:
-    engine = create_engine(f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}")
-    try:
-        return EventStore(engine).count()
-    finally:
-        engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -113,13 +105,13 @@ def test_bad_changes_are_refused_with_one_line_and_write_nothing(
     ca = setup[0]
     password = tmp_path / "x.pw"
     password.write_bytes(b"x-password")
-    before = _count(ca)
+    before = event_count(ca)
     result = ledgerca("provisioner", *[a.replace("{pw}", str(password)) for a in args],
                       home=ca.home, check=False)  # fmt: skip
     assert result.returncode != 0
     assert result.stderr.startswith("ledgerca: error:") and message in result.stderr
     assert "Traceback" not in result.stderr
-    assert _count(ca) == before
+    assert event_count(ca) == before
 
 
 def test_a_broken_template_is_refused_before_it_reaches_the_ledger(
@@ -130,8 +122,8 @@ def test_a_broken_template_is_refused_before_it_reaches_the_ledger(
     template.write_text('{"subject": {"commonName": {{ token.sub }}, "isCA": }')
     password = tmp_path / "t.pw"
     password.write_bytes(b"t-password")
-    before = _count(ca)
+    before = event_count(ca)
     result = ledgerca("provisioner", "add", "templated", "--password-file", str(password),
                       "--x509-template", str(template), home=ca.home, check=False)  # fmt: skip
     assert result.returncode != 0 and "template" in result.stderr
-    assert _count(ca) == before
+    assert event_count(ca) == before

@@ -33,9 +33,12 @@ from support.ca_server import (
     PROVISIONER_PASSWORD,
     CAHome,
     RunningCA,
+    database_url,
     free_port,
     init_ca,
+    log_records,
     mint_token,
+    request_log,
     start_ca,
 )
 
@@ -72,35 +75,6 @@ NOT_FOUND = (
 
 
 # -- fixtures and helpers ------------------------------------------------------------------
-
-
-def log_records(running: RunningCA) -> list[dict[str, Any]]:
-    """The server's JSON log lines, parsed (other lines are skipped)."""
-    records = []
-    for line in running.output().splitlines():
-        try:
-            value = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            records.append(value)
-    return records
-
-
-def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
-    """The access-log record of one request (written just after its response is sent)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for record in log_records(running):
-            if record.get("event") == "request" and record.get("request_id") == request_id:
-                return record
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
-        time.sleep(0.05)
-
-
-def database_url(ca: CAHome) -> str:
-    return ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}"
 
 
 def add_provisioners(ca: CAHome, names: list[str]) -> dict[str, Any]:

@@ -26,6 +26,7 @@ from joserfc import jws
 from joserfc.jwk import ECKey
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
+from ledger import EventStore, create_engine
 
 PASSWORD = b"ca-password-for-tests"
 PROVISIONER_PASSWORD = b"provisioner-password-for-tests"
@@ -238,3 +239,42 @@ def request_certificate(
     with running.client() as client:
         response = client.post("/1.0/sign", json={"csr": csr, "ott": token, **body})
     return response, private
+
+
+def database_url(ca: CAHome) -> str:
+    """The URL of the CA's ledger: its PostgreSQL database, or the embedded SQLite file."""
+    return ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}"
+
+
+def event_count(ca: CAHome) -> int:
+    """How many events the CA's ledger holds, read directly from its database."""
+    engine = create_engine(database_url(ca))
+    try:
+        return EventStore(engine).count()
+    finally:
+        engine.dispose()
+
+
+def log_records(running: RunningCA) -> list[dict[str, Any]]:
+    """The server's JSON log lines, parsed (other lines are skipped)."""
+    records = []
+    for line in running.output().splitlines():
+        try:
+            value = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            records.append(value)
+    return records
+
+
+def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
+    """The access-log record of one request (written just after its response is sent)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for record in log_records(running):
+            if record.get("event") == "request" and record.get("request_id") == request_id:
+                return record
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
+        time.sleep(0.05)
