@@ -26,8 +26,9 @@ from ca.authority.state import ActiveKey, Snapshot, StateCache
 from ca.crl.urls import leaf_urls
 from ca.durations import parse_go_duration
 from ca.errors import AuthError, BadRequest, ConfigError, SignerError
-from ca.keys.files import KeyType, PrivateKey, PublicKey, load_private_key
+from ca.keys.files import KeyType, PrivateKey, PublicKey
 from ca.keys.ids import key_id
+from ca.keys.refs import load_signer
 from ca.pki.claims import Claims, validity
 from ca.pki.leaf import build_leaf, check_leaf
 from ca.pki.profiles import new_serial
@@ -178,18 +179,10 @@ class Authority:
             return self._keys[key.key_id]
 
     def _load_key(self, key: ActiveKey) -> PrivateKey:
-        if key.key_ref.get("type") != "file":
-            raise SignerError(
-                f"key {key.key_id[:16]}: key type {key.key_ref.get('type')!r} cannot sign here"
-            )
-        path = self.runtime.home.resolve(key.key_ref["path"])
-        try:
-            data = path.read_bytes()
-        except OSError as exc:
-            raise ConfigError(f"cannot read the {key.role} key {path}: {exc.strerror}") from exc
-        private = load_private_key(data, self.password, what=f"{key.role.replace('x509_', '')} key")
+        what = f"{key.role.replace('x509_', '')} key"
+        private = load_signer(self.runtime.home, key.key_ref, self.password, what=what)
         if key.certificate is not None and key_id(private.public_key()) != key.key_id:
-            raise ConfigError(f"{path} does not hold the key of the active {key.role}")
+            raise ConfigError(f"the key at {key.key_ref} is not the key of the active {key.role}")
         return private
 
     def intermediate_fingerprint(self) -> str:

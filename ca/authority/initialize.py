@@ -35,6 +35,7 @@ from ca.keys.files import (
     write_public_file,
 )
 from ca.keys.ids import key_id, public_pem
+from ca.keys.refs import file_ref
 from ca.passwords import obtain_password
 from ca.pki.profiles import (
     build_intermediate_csr,
@@ -240,11 +241,11 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         NewEvent(ev.AUTHORITY_STREAM, ev.AUTHORITY_INITIALIZED,
                  {"name": options.name, "root_fingerprint": root_fp}),
         NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
-            "x509_root", root, {"type": "file", "path": "secrets/root_ca_key"}
+            "x509_root", root, file_ref("secrets/root_ca_key")
             if root_key is not None else {"type": "offline"})),
         NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
             "x509_intermediate", intermediate,
-            {"type": "file", "path": "secrets/intermediate_ca_key"})),
+            file_ref("secrets/intermediate_ca_key"))),
         NewEvent(ev.provisioner_stream(pid := str(uuid.uuid4())), ev.PROVISIONER_ADDED, {
             "id": pid,
             "name": options.provisioner,

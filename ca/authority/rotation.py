@@ -26,6 +26,7 @@ from ca.keys.files import (
     write_public_file,
 )
 from ca.keys.ids import key_id
+from ca.keys.refs import file_ref, is_local, load_signer
 from ca.pki.profiles import build_intermediate_csr, check_intermediate, sign_intermediate_csr
 from ca.runtime import Runtime
 from ledger import NewEvent
@@ -69,7 +70,7 @@ def _activate(
             NewEvent(
                 ev.AUTHORITY_STREAM,
                 ev.KEY_ACTIVATED,
-                key_payload("x509_intermediate", certificate, {"type": "file", "path": key_ref}),
+                key_payload("x509_intermediate", certificate, file_ref(key_ref)),
             ),
             NewEvent(
                 ev.AUTHORITY_STREAM,
@@ -100,14 +101,12 @@ def rotate_with_root(
     """The root key is at hand (`secrets/root_ca_key`): make, sign and activate a new key."""
     root, old, version = _current(runtime)
     home = runtime.home
-    if root.key_ref.get("type") != "file" or not home.resolve(root.key_ref["path"]).exists():
+    if not is_local(home, root.key_ref):
         raise ConfigError(
             "the root key is not on this machine: use `rotate intermediate --csr OUT`, have the"
             " root sign it, then `rotate intermediate --import CERT`"
         )
-    root_key = load_private_key(
-        home.resolve(root.key_ref["path"]).read_bytes(), root_password, what="root key"
-    )
+    root_key = load_signer(home, root.key_ref, root_password, what="root key")
     assert root.certificate is not None and old.certificate is not None
     name = old.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
     ca_name = str(name[0].value) if name else runtime.config.name
