@@ -85,6 +85,32 @@ class CRLSettings:
                 )
 
 
+@dataclass(frozen=True)
+class CheckpointSettings:
+    """The `[checkpoint]` table: how often each worker signs a ledger checkpoint."""
+
+    enabled: bool = True
+    every: int = 1000
+    """Sign a checkpoint once this many events were appended since the last one."""
+    interval: str = "1h"
+    """...or once this long passed since the last one and anything was appended."""
+    poll_interval: str = "1s"
+
+    @property
+    def interval_delta(self) -> timedelta:
+        return _duration(self.interval, "checkpoint.interval")
+
+    @property
+    def poll_seconds(self) -> float:
+        return _duration(self.poll_interval, "checkpoint.poll_interval").total_seconds()
+
+    def check(self) -> None:
+        if not isinstance(self.every, int) or self.every < 1:
+            raise ConfigError(f"checkpoint.every must be a positive integer, not {self.every!r}")
+        if self.interval_delta <= timedelta(0) or self.poll_seconds <= 0:
+            raise ConfigError("checkpoint.interval and checkpoint.poll_interval must be positive")
+
+
 def _duration(text: str, key: str) -> timedelta:
     try:
         return parse_go_duration(text)
@@ -111,6 +137,7 @@ class CAConfig:
     """An OCSP responder URL for the leaves' Authority Information Access."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
+    checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
 
     def to_toml(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
@@ -137,11 +164,21 @@ def load_config(home: Home) -> CAConfig:
             }
         )
         crl = CRLSettings(**raw.get("crl", {}))
-        config = CAConfig(**{**raw, "dns_names": tuple(raw["dns_names"]), "tls": tls, "crl": crl})
+        checkpoint = CheckpointSettings(**raw.get("checkpoint", {}))
+        config = CAConfig(
+            **{
+                **raw,
+                "dns_names": tuple(raw["dns_names"]),
+                "tls": tls,
+                "crl": crl,
+                "checkpoint": checkpoint,
+            }
+        )
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
     try:
         crl.check()
+        checkpoint.check()
         _check_url(config.crl_url, "crl_url", ("http", "https", "ldap"))
         _check_url(config.ocsp_url, "ocsp_url", ("http", "https"))
     except ConfigError as exc:

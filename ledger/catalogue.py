@@ -31,6 +31,12 @@ crl.published            stream `crl/<issuer_key_id>`
     `expected` = the previous number, so two instances never publish one number twice.
     revoked_through: the ledger position whose revocations the CRL reflects.
     entries: how many revoked certificates it lists. der: base64 of the signed DER CRL.
+ledger.checkpoint        stream `ledger/checkpoint`
+    {number, tree_size, root_hash, time, key_id, signature}
+    A signed checkpoint over the Merkle tree of positions 1..tree_size, where tree_size is
+    always the checkpoint's own position - 1 (see `ledger.merkle`, `ca.audit.checkpoints`).
+    number: the stream version, appended with `expected` = number - 1, as for CRLs.
+    signature: base64 of the ledger key's signature over the checkpoint statement.
 """
 
 from __future__ import annotations
@@ -45,8 +51,10 @@ POLICY_SET = "policy.set"
 X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
 CRL_PUBLISHED = "crl.published"
+LEDGER_CHECKPOINT = "ledger.checkpoint"
 
 AUTHORITY_STREAM = "authority"
+CHECKPOINT_STREAM = "ledger/checkpoint"
 
 
 def provisioner_stream(provisioner_id: str) -> str:

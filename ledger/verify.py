@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.engine import Row
 
 from ledger.errors import IntegrityViolation
 from ledger.hashing import GENESIS_HASH, hash_parts
@@ -13,6 +15,9 @@ from ledger.schema import events, ledger_head
 
 Progress = Callable[[int, int], None]
 """Called with (positions checked, positions to check)."""
+
+Visit = Callable[[Row[Any]], None]
+"""Called with each row once its hash and link verified; may raise IntegrityViolation."""
 
 
 @dataclass(frozen=True)
@@ -22,7 +27,11 @@ class Verified:
 
 
 def verify_chain(
-    engine: Engine, *, progress: Progress | None = None, batch: int = 5000
+    engine: Engine,
+    *,
+    progress: Progress | None = None,
+    batch: int = 5000,
+    visit: Visit | None = None,
 ) -> Verified:
     """Walk every event in position order and recompute the chain.
 
@@ -85,6 +94,8 @@ def verify_chain(
                     f"position {position}: hash mismatch: the event was modified",
                     position=position,
                 )
+            if visit is not None:
+                visit(row)
             previous = row.hash
             expected_position += 1
             checked += 1

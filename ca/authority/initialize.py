@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
+from ca.audit.ledger_key import activation_event, create_key_file
 from ca.config import CAConfig, save_config
 from ca.errors import ConfigError
 from ca.home import EMBEDDED_DATABASE, Home
@@ -215,6 +216,8 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         )
     write_public_file(staging.root_cert, pem(root).encode())
     write_public_file(staging.intermediate_cert, pem(intermediate).encode())
+    # The ledger key signs checkpoints only: separate from every CA key (ca.audit.ledger_key).
+    ledger_key, ledger_key_ref = create_key_file(staging, ca_password, kty=options.key_type)
 
     provisioner_password, made = obtain_password(
         options.provisioner_password_file,
@@ -255,6 +258,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
             "claims": {},
             "options": {},
         }),
+        activation_event(ledger_key.public_key(), ledger_key_ref),
     ]  # fmt: skip
     # The embedded database is created inside the staging home and moves with it.
     engine_url = staging.database_url(database)

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ca.api import crl as crl_api
 from ca.api.app import create_app
 from ca.api.errors import error_response
+from ca.audit.checkpointer import checkpointer_for
 from ca.authority.authority import Authority
 from ca.config import CAConfig
 from ca.crl.publisher import publisher_for
@@ -188,6 +189,8 @@ def run_worker(
             tasks.add(loop.create_task(publisher_for(authority).run()))
             if hc.insecure_bind:
                 log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
+        if config.checkpoint.enabled:
+            tasks.add(loop.create_task(checkpointer_for(authority).run()))
 
     app = PlainHTTPOnlyCRL(
         create_app(authority, body_limit=settings.body_limit, on_startup=[on_startup])

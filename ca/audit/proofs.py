@@ -1,0 +1,138 @@
+"""Inclusion proofs: one event, shown to be in the tree a signed checkpoint commits to.
+
+A proof file carries the event's full record (as `ledger export` writes it), its audit path
+and the checkpoint it was built against. `check` needs nothing else but a trusted
+checkpoint and the ledger's public key: it recomputes the event's chain hash from the record
+(`ledger.hashing.event_hash`), the leaf (`ledger.merkle.event_leaf`), and the root through
+the path, and compares that with the signed root.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from ca.audit import checkpoints
+from ca.audit.checkpoints import Checkpoint
+from ca.audit.errors import AuditError, NotInLedger
+from ca.audit.tree import leaf_list
+from ca.crl.root import parse_serial
+from ca.keys.files import PublicKey
+from ledger import IntegrityViolation, event_hash
+from ledger import catalogue as ev
+from ledger.merkle import event_leaf, inclusion_proof, root, verify_inclusion
+from ledger.schema import events
+from ledger.transfer import FIELDS
+
+FORMAT = "ledgerca-inclusion-proof/1"
+
+
+@dataclass(frozen=True)
+class Checked:
+    position: int
+    type: str
+    stream: str
+    tree_size: int
+    root_hash: str
+
+
+def issuance_position(engine: Engine, serial: str) -> int:
+    """The position of the `x509.issued` event of `serial` (decimal, 0x… or aa:bb:…)."""
+    number = str(parse_serial(serial))
+    with engine.connect() as connection:
+        position = connection.execute(
+            select(events.c.position).where(
+                events.c.stream == ev.x509_stream(number), events.c.type == ev.X509_ISSUED
+            )
+        ).scalar_one_or_none()
+    if position is None:
+        raise NotInLedger(f"no certificate with serial {number} was ever issued by this CA")
+    return int(position)
+
+
+def event_record(engine: Engine, position: int) -> dict[str, Any]:
+    with engine.connect() as connection:
+        row = connection.execute(select(events).where(events.c.position == position)).one_or_none()
+    if row is None:
+        raise NotInLedger(f"the ledger has no event at position {position}")
+    record = {name: getattr(row, name) for name in FIELDS}
+    record["actor"], record["data"] = json.loads(row.actor), json.loads(row.data)
+    return record
+
+
+def build(engine: Engine, position: int, checkpoint: Checkpoint) -> dict[str, Any]:
+    """The proof of the event at `position` in the tree `checkpoint` signed."""
+    if position < 1:
+        raise AuditError(f"position {position} is not a ledger position (they start at 1)")
+    record = event_record(engine, position)
+    if position > checkpoint.tree_size:
+        raise AuditError(
+            f"position {position} is after the checkpoint's {checkpoint.tree_size} events:"
+            " wait for the next checkpoint, or record one with `ledgerca audit checkpoint --new`"
+        )
+    leaves = leaf_list(engine, checkpoint.tree_size)
+    if len(leaves) != checkpoint.tree_size or root(leaves).hex() != checkpoint.root_hash:
+        raise IntegrityViolation(
+            f"the ledger's first {checkpoint.tree_size} events no longer have the checkpoint's"
+            " root: run `ledgerca audit verify`",
+            position=checkpoint.tree_size,
+        )
+    path = inclusion_proof(leaves, position - 1)
+    return {
+        "format": FORMAT,
+        "position": position,
+        "tree_size": checkpoint.tree_size,
+        "root_hash": checkpoint.root_hash,
+        "event": record,
+        "path": [p.hex() for p in path],
+        "checkpoint": checkpoint.to_file(),
+    }
+
+
+def read_proof(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except OSError as exc:
+        raise AuditError(f"cannot read the proof {path}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError):
+        raise AuditError(f"{path} is not an inclusion proof (not JSON)") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise AuditError(f"{path} is not a ledgerca inclusion proof")
+    return data
+
+
+def check(proof: dict[str, Any], checkpoint: Checkpoint, public: PublicKey) -> Checked:
+    """Verify `proof` offline against a trusted checkpoint and ledger key, or AuditError."""
+    checkpoints.require_valid(checkpoint, public)
+    try:
+        position, size = int(proof["position"]), int(proof["tree_size"])
+        record = proof["event"]
+        path = [bytes.fromhex(p) for p in proof["path"]]
+        recomputed = event_hash(record)
+        stored = str(record["hash"])
+        record_position = int(record["position"])
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise AuditError(f"the proof is malformed ({exc.__class__.__name__}: {exc})") from None
+    if size != checkpoint.tree_size or proof.get("root_hash") != checkpoint.root_hash:
+        raise AuditError(
+            f"the proof is for another tree ({size} events, root"
+            f" {str(proof.get('root_hash'))[:16]}…) than the checkpoint ({checkpoint.tree_size}"
+            f" events, root {checkpoint.root_hash[:16]}…): prove against this checkpoint"
+        )
+    if record_position != position:
+        raise AuditError(f"the proof's event is at position {record_position}, not {position}")
+    if recomputed != stored:
+        raise AuditError(
+            f"the event at position {position} does not hash to its recorded hash: it was altered"
+        )
+    leaf = event_leaf(recomputed)
+    if not verify_inclusion(leaf, position - 1, size, path, bytes.fromhex(checkpoint.root_hash)):
+        raise AuditError(
+            f"the proof does not lead from position {position} to the checkpoint's root:"
+            " the event or the path was altered"
+        )
+    return Checked(position, str(record["type"]), str(record["stream"]), size, checkpoint.root_hash)
