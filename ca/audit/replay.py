@@ -5,7 +5,7 @@ projections would hold, with no second implementation of any of them."""
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, String, Table, create_engine, select
@@ -71,21 +71,34 @@ def _normal(value: Any) -> Any:
     return value
 
 
-def _rows(connection: Connection, table: Table) -> Iterator[tuple[Any, ...]]:
+def _rows(connection: Connection, table: Table) -> Generator[tuple[Any, ...], None, None]:
     columns = list(table.primary_key.columns) or list(table.columns)
     # Byte order on both sides: PostgreSQL's default collation sorts text by locale rules.
     postgres = connection.dialect.name == "postgresql"
     order = [c.collate("C") if postgres and isinstance(c.type, String) else c for c in columns]
     result = connection.execution_options(yield_per=2000).execute(select(table).order_by(*order))
-    for row in result:
-        yield tuple(_normal(v) for v in row)
+    try:
+        for row in result:
+            yield tuple(_normal(v) for v in row)
+    finally:
+        result.close()  # a server-side cursor on PostgreSQL: close it before the transaction
 
 
 def first_difference(live: Connection, replayed: Connection, table: Table) -> str | None:
     """None when both hold the same rows; else a sentence naming the first row that differs."""
     keys = [c.name for c in (table.primary_key.columns or table.columns)]
     names = [c.name for c in table.columns]
-    pairs = itertools.zip_longest(_rows(live, table), _rows(replayed, table))
+    sides = (_rows(live, table), _rows(replayed, table))
+    try:
+        return _compare_rows(itertools.zip_longest(*sides), keys, names, table.name)
+    finally:
+        for side in sides:
+            side.close()
+
+
+def _compare_rows(
+    pairs: Iterator[tuple[Any, Any]], keys: list[str], names: list[str], table: str
+) -> str | None:
     for have, want in pairs:
         if have == want:
             continue
@@ -93,15 +106,15 @@ def first_difference(live: Connection, replayed: Connection, table: Table) -> st
         assert row is not None
         key = ", ".join(f"{k}={row[names.index(k)]}" for k in keys)
         if have is None:
-            return f"table {table.name}: row {key} is missing"
+            return f"table {table}: row {key} is missing"
         if want is None:
-            return f"table {table.name}: row {key} is not in the ledger"
+            return f"table {table}: row {key} is not in the ledger"
         column = (
             next(n for n, a, b in zip(names, have, want, strict=True) if a != b)
             if (have[: len(keys)] == want[: len(keys)])
             else None
         )
         if column is not None:
-            return f"table {table.name}: row {key} has a different {column}"
-        return f"table {table.name}: row {key} differs"
+            return f"table {table}: row {key} has a different {column}"
+        return f"table {table}: row {key} differs"
     return None
