@@ -258,3 +258,7 @@ def check_proof(proof_file: Path, checkpoint_file: Path, ledger_pubkey: Path) ->
         f"proof verified: position {checked.position} ({checked.type}, {checked.stream}) is in"
         f" the tree of {checked.tree_size} events with root {checked.root_hash}"
     )
+
+
+# Registered last: the module adds its commands to `audit_group`.
+from ca.cli import audit_forensics  # noqa: E402, F401

@@ -21,7 +21,7 @@ from ca.errors import BadRequest, ConfigError
 from ca.home import Home
 from ca.keys.files import load_private_key, write_public_file
 from ca.passwords import obtain_password
-from ca.runtime import open_runtime
+from ca.runtime import Runtime, open_runtime
 
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
@@ -107,8 +107,9 @@ def _iso(moment: datetime) -> str:
     is_flag=True,
     help="Every certificate in the ledger, not only the active intermediate's.",
 )
+@click.option("--at", "at_time", help="As the ledger stood then (RFC 3339, or a duration ago).")
 @click.pass_obj
-def index(home: Home, out: Path | None, all_issuers: bool) -> None:
+def index(home: Home, out: Path | None, all_issuers: bool, at_time: str | None) -> None:
     """Write the OpenSSL CA database (index.txt) of the certificates in the ledger.
 
     One line per certificate: status V/R/E, expiry, revocation time and reason, serial
@@ -116,16 +117,19 @@ def index(home: Home, out: Path | None, all_issuers: bool) -> None:
     """
     runtime = open_runtime(home)
     try:
-        from ca.authority.state import StateCache  # only for the active intermediate's id
+        if at_time is not None:
+            text = _index_at(runtime, at_time, all_issuers=all_issuers)
+        else:
+            from ca.authority.state import StateCache  # only for the active intermediate's id
 
-        issuer = None if all_issuers else StateCache(runtime.engine).current().intermediate
-        with runtime.engine.connect() as connection:
-            lines = index_entries(
-                connection,
-                now=datetime.now(UTC),
-                issuer_key_id=issuer.key_id if issuer is not None else None,
-            )
-            text = "".join(line + "\n" for line in lines)
+            issuer = None if all_issuers else StateCache(runtime.engine).current().intermediate
+            with runtime.engine.connect() as connection:
+                lines = index_entries(
+                    connection,
+                    now=datetime.now(UTC),
+                    issuer_key_id=issuer.key_id if issuer is not None else None,
+                )
+                text = "".join(line + "\n" for line in lines)
     finally:
         runtime.close()
     if out is None:
@@ -133,6 +137,18 @@ def index(home: Home, out: Path | None, all_issuers: bool) -> None:
     else:
         write_public_file(out, text.encode())
         click.echo(f"{text.count(chr(10))} certificate(s) written to {out}", err=True)
+
+
+def _index_at(runtime: Runtime, when: str, *, all_issuers: bool) -> str:
+    """index.txt from the ledger replayed up to `when` (see `ca.audit.pointintime`)."""
+    from ca.audit.pointintime import View, moment_at
+    from ca.cli.ledger import parse_since
+
+    view = View(runtime.store, moment_at(runtime.engine, parse_since(when)))
+    try:
+        return view.index_text(all_issuers=all_issuers)
+    finally:
+        view.close()
 
 
 # -- root --------------------------------------------------------------------------------
