@@ -114,7 +114,7 @@ def show(home: Home, serial: str, as_json: bool) -> None:
         ("issuer key", "issuer_key_id"),
     ):  # fmt: skip
         if issued.get(key):
-            click.echo(f"  {label + ':':<14}{issued[key]}")
+            click.echo(f"  {label + ':':<16}{issued[key]}")
     for earlier in story["renewed_from"]:
         click.echo(f"came from:      {earlier['serial']} ({earlier['became']})")
     for later in story["renewed_to"]:
