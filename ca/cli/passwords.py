@@ -1,4 +1,4 @@
-"""`ledgerca change-password intermediate|root|provisioner NAME`."""
+"""`ledgerca change-password intermediate|root|ledger|provisioner NAME`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
+from ca.audit.ledger_key import KEY_FILE as LEDGER_KEY_FILE
 from ca.authority.initialize import actor
 from ca.cli import cli
 from ca.config import load_config
@@ -24,7 +25,7 @@ PasswordFile = click.Path(path_type=Path)
 
 
 @cli.command(name="change-password")
-@click.argument("what", type=click.Choice(["intermediate", "root", "provisioner"]))
+@click.argument("what", type=click.Choice(["intermediate", "root", "ledger", "provisioner"]))
 @click.argument("name", required=False)
 @click.option("--password-file", type=PasswordFile, help="File holding the current password.")
 @click.option("--new-password-file", type=PasswordFile, help="File holding the new password.")
@@ -43,7 +44,11 @@ def change_password(
         _provisioner(home, name, password_file, new_password_file)
         return
     config = load_config(home)
-    path = home.resolve(config.intermediate_key) if what == "intermediate" else home.root_key
+    path = {
+        "intermediate": home.resolve(config.intermediate_key),
+        "root": home.root_key,
+        "ledger": home.resolve(LEDGER_KEY_FILE),  # signs checkpoints: same password as serve's
+    }[what]
     if not path.exists():
         raise ConfigError(
             f"no {what} key at {path}"

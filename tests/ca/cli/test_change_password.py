@@ -95,6 +95,7 @@ def test_ca_key_opens_with_the_new_password_only(
     assert opens_with(home / "secrets" / other_file, OLD)  # only the named key changed
     assert sorted(p.name for p in (home / "secrets").iterdir()) == [
         "intermediate_ca_key",
+        "ledger_key",
         "root_ca_key",
     ]
 
@@ -119,6 +120,7 @@ def test_wrong_current_password_leaves_the_key_file_unchanged(
     assert key.read_bytes() == before
     assert sorted(p.name for p in (home / "secrets").iterdir()) == [
         "intermediate_ca_key",
+        "ledger_key",
         "root_ca_key",
     ]
 
@@ -140,7 +142,7 @@ def test_provisioner_password_change_is_recorded_and_keeps_the_kid(
     )
     events = ledger_events(home)
     added, updated = events[3], events[-1]
-    assert [e.type for e in events[4:]] == ["provisioner.updated"]
+    assert [e.type for e in events[5:]] == ["provisioner.updated"]
     assert updated.stream == added.stream
     assert updated.actor["cli"] == "change-password"
     assert set(updated.data["changes"]) == {"encrypted_key"}
@@ -157,7 +159,7 @@ def test_provisioner_password_change_is_recorded_and_keeps_the_kid(
                 select(provisioners.c.encrypted_key).where(provisioners.c.name == "admin")
             ).scalar_one()
         assert stored == encrypted  # the next change-password starts from the new key
-        assert verify_chain(engine).events == 5
+        assert verify_chain(engine).events == 6
     finally:
         engine.dispose()
 
@@ -176,4 +178,4 @@ def test_wrong_provisioner_password_records_nothing(home: Path, passwords: dict[
         )
     )
     assert "wrong password" in message
-    assert len(ledger_events(home)) == 4
+    assert len(ledger_events(home)) == 5

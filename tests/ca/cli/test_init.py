@@ -92,6 +92,7 @@ def test_init_creates_exactly_the_documented_home(ca: InitializedCA) -> None:
         "secrets",
         "secrets/root_ca_key",
         "secrets/intermediate_ca_key",
+        "secrets/ledger_key",
         "config",
         "config/ca.toml",
         "db",
@@ -102,6 +103,7 @@ def test_init_creates_exactly_the_documented_home(ca: InitializedCA) -> None:
     assert (ca.home.stat().st_mode & 0o777) == 0o700
     assert mode["secrets"] == 0o700
     assert mode["secrets/root_ca_key"] == mode["secrets/intermediate_ca_key"] == 0o600
+    assert mode["secrets/ledger_key"] == 0o600
     assert mode["config/ca.toml"] == 0o600
     assert "Generated password" not in ca.stdout
 
@@ -163,8 +165,9 @@ def test_init_records_exactly_the_founding_events(ca: InitializedCA) -> None:
         (2, "authority.key_activated"),
         (3, "authority.key_activated"),
         (4, "provisioner.added"),
+        (5, "authority.key_activated"),
     ]
-    initialized, root, intermediate, provisioner = (e["data"] for e in events)
+    initialized, root, intermediate, provisioner, ledger_key = (e["data"] for e in events)
     assert initialized == {"name": "Test", "root_fingerprint": printed_fingerprint(ca.stdout)}
     assert root["role"] == "x509_root"
     assert root["key_ref"] == {"type": "file", "path": "secrets/root_ca_key"}
@@ -173,6 +176,8 @@ def test_init_records_exactly_the_founding_events(ca: InitializedCA) -> None:
     assert intermediate["key_ref"] == {"type": "file", "path": "secrets/intermediate_ca_key"}
     assert intermediate["certificate"] == (ca.home / "certs/intermediate_ca.crt").read_text()
     assert provisioner["name"] == "admin"
+    assert ledger_key["role"] == "ledger" and ledger_key["certificate"] is None
+    assert ledger_key["key_ref"] == {"type": "file", "path": "secrets/ledger_key"}
     assert provisioner["type"] == "JWK"
     assert all(e["actor"]["cli"] == "init" for e in events)
 
@@ -258,12 +263,13 @@ def test_init_on_postgresql_writes_the_ledger_there(tmp_path: Path, postgres_url
         "authority.key_activated",
         "authority.key_activated",
         "provisioner.added",
+        "authority.key_activated",
     ]
     log, verify = in_parallel(
         lambda args: ok(run(*args, home=home)), [("ledger", "log", "--json"), ("ledger", "verify")]
     ).values()
-    assert [json.loads(line)["position"] for line in log.stdout.splitlines()] == [1, 2, 3, 4]
-    assert "4 events" in verify.stdout
+    assert [json.loads(line)["position"] for line in log.stdout.splitlines()] == [1, 2, 3, 4, 5]
+    assert "5 events" in verify.stdout
 
 
 # -- bad input: one line, non-zero, nothing written ------------------------------------------
@@ -359,7 +365,7 @@ def test_force_replaces_an_existing_home(tmp_path: Path, ca: InitializedCA) -> N
     new_fingerprint = printed_fingerprint(result.stdout)
     assert new_fingerprint != old_fingerprint
     assert new_fingerprint == ledger_events(home)[0].data["root_fingerprint"]
-    assert len(ledger_events(home)) == 4
+    assert len(ledger_events(home)) == 5
     assert leftovers(tmp_path, "home") == []
 
 

@@ -22,6 +22,7 @@ FOUNDING_TYPES = [
     "authority.key_activated",
     "authority.key_activated",
     "provisioner.added",
+    "authority.key_activated",  # the ledger key
 ]
 
 QUERIES: dict[str, tuple[str, ...]] = {
@@ -78,7 +79,7 @@ def status_table(result: subprocess.CompletedProcess[str]) -> dict[str, tuple[st
 
 def test_verify_passes_on_a_new_ca_and_counts_its_events(queries: Results, home: Path) -> None:
     head = ledger_events(home)[-1].hash
-    assert ok(queries["verify"]).stdout.strip() == f"ledger verified: 4 events, head hash {head}"
+    assert ok(queries["verify"]).stdout.strip() == f"ledger verified: 5 events, head hash {head}"
 
 
 def _tamper(home: Path, *statements: str) -> None:
@@ -131,7 +132,7 @@ def test_the_triggers_refuse_to_edit_the_ledger(home: Path, tmp_path: Path) -> N
 
 def test_log_lists_every_event_in_order(queries: Results) -> None:
     lines = ok(queries["log"]).stdout.splitlines()
-    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4"]
+    assert [line.split()[0] for line in lines] == ["1", "2", "3", "4", "5"]
     assert [line.split()[2] for line in lines] == FOUNDING_TYPES
 
 
@@ -145,9 +146,9 @@ def test_log_json_lines_carry_position_type_and_actor(queries: Results, home: Pa
 @pytest.mark.parametrize(
     ("query", "positions"),
     [
-        ("log --type", [2, 3]),
-        ("log --stream", [1, 2, 3]),
-        ("log --since 1h", [1, 2, 3, 4]),
+        ("log --type", [2, 3, 5]),
+        ("log --stream", [1, 2, 3, 5]),
+        ("log --since 1h", [1, 2, 3, 4, 5]),
         ("log --since future", []),
     ],
 )
@@ -171,9 +172,9 @@ def test_status_shows_inline_projections_at_the_head_and_the_follower_behind(
 ) -> None:
     table = status_table(queries["projections status"])
     for name in ("authority_keys", "provisioners", "certificates"):
-        assert table[name] == ("inline", 4, 4)
-    assert table["activity"] == ("follower", 0, 4)
-    assert all(row == ("inline", 4, 4) for row in table.values() if row[0] == "inline")
+        assert table[name] == ("inline", 5, 5)
+    assert table["activity"] == ("follower", 0, 5)
+    assert all(row == ("inline", 5, 5) for row in table.values() if row[0] == "inline")
 
 
 def test_rebuild_brings_every_projection_to_the_head(home: Path, tmp_path: Path) -> None:
@@ -182,8 +183,8 @@ def test_rebuild_brings_every_projection_to_the_head(home: Path, tmp_path: Path)
     table = status_table(run("projections", "status", home=copy))
     assert {"authority_keys", "provisioners", "certificates", "activity"} <= set(table)
     for name, (_mode, position, head) in table.items():
-        assert f"{name}: rebuilt from 4 events" in rebuilt
-        assert (position, head) == (4, 4), name
+        assert f"{name}: rebuilt from 5 events" in rebuilt
+        assert (position, head) == (5, 5), name
 
 
 def test_rebuild_of_an_unknown_projection_fails_cleanly(queries: Results) -> None:

@@ -127,6 +127,7 @@ def test_import_creates_a_ca_without_the_root_key(offline: OfflineRoot, tmp_path
     assert not (home / "secrets/root_ca_key").exists()
     assert sorted(p.name for p in (home / "secrets").iterdir()) == [
         "intermediate_ca_key",
+        "ledger_key",  # signs ledger checkpoints, under the intermediate's password
         "provisioner_password",  # generated: no --provisioner-password-file was given
     ]
     key = home / "secrets/intermediate_ca_key"
@@ -141,6 +142,7 @@ def test_import_creates_a_ca_without_the_root_key(offline: OfflineRoot, tmp_path
         "authority.key_activated",
         "authority.key_activated",
         "provisioner.added",
+        "authority.key_activated",
     ]
     roles = {e.data["role"]: e.data["key_ref"] for e in events[1:3]}
     assert roles == {
