@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
+from sqlalchemy import func, select
 
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
@@ -29,6 +30,7 @@ from ca.home import Home
 from ca.keys.files import PrivateKey
 from ledger import ConcurrencyConflict, EventStore, NewEvent, format_time, parse_time
 from ledger import catalogue as ev
+from ledger.schema import events
 
 if TYPE_CHECKING:
     from ca.authority.authority import Authority
@@ -43,19 +45,25 @@ def utcnow() -> datetime:
 
 
 def due(
-    last: Checkpoint | None, *, head: int, now: datetime, every: int, interval: timedelta
+    last: Checkpoint | None,
+    *,
+    head: int,
+    now: datetime,
+    every: int,
+    interval: timedelta,
+    started: datetime | None = None,
 ) -> str | None:
-    """Why a checkpoint is needed now, or None."""
+    """Why a checkpoint is needed now, or None. With no checkpoint yet, the ledger's first
+    event (`started`) stands in for the last checkpoint."""
     if head == 0:
         return None
-    if last is None:
-        return "none recorded yet"
-    appended = head - last.position
+    appended = head - (last.position if last is not None else 0)
     if appended <= 0:
         return None
     if appended >= every:
         return f"{appended} events"
-    if now - parse_time(last.time) >= interval:
+    since = parse_time(last.time) if last is not None else started
+    if since is not None and now - since >= interval:
         return "interval"
     return None
 
@@ -93,12 +101,17 @@ class Checkpointer:
         with self.store.engine.connect() as connection:
             head = head_position(connection)
             last = checkpoints.latest(connection)
+            started = None
+            if last is None:
+                first = connection.execute(select(func.min(events.c.recorded_at))).scalar()
+                started = parse_time(first) if first else None
         reason = due(
             last,
             head=head,
             now=self.clock(),
             every=self.settings.every,
             interval=self.settings.interval_delta,
+            started=started,
         )
         if reason is None:
             return None
