@@ -4,6 +4,7 @@ and its background tasks (server certificate renewal, CRL publication)."""
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +18,7 @@ from typing import Any
 import structlog
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
-from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
+from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ca.api import crl as crl_api
@@ -157,6 +158,16 @@ class PlainHTTPOnlyCRL:
         await self.app(scope, receive, send)
 
 
+async def _until_shutdown(shutdown_event: EventType, supervisor: int) -> None:
+    """Return when the supervisor asks for a shutdown, or when it is gone (killed with
+    SIGKILL, say): a worker must never go on serving for an instance that no longer exists."""
+    while not shutdown_event.is_set():
+        if os.getppid() != supervisor:
+            log.warning("the supervisor is gone: shutting down")
+            return
+        await asyncio.sleep(0.2)
+
+
 def run_worker(
     settings: ServeSettings,
     sockets: Sockets,
@@ -194,7 +205,7 @@ def run_worker(
     )
     trigger: Callable[..., Awaitable[Any]] | None = None
     if shutdown_event is not None:
-        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+        trigger = partial(_until_shutdown, shutdown_event, os.getppid())
     try:
         asyncio.run(
             worker_serve(
