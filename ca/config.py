@@ -109,6 +109,8 @@ class CAConfig:
     """A CRL Distribution Point for the leaves this CA issues (see `ca.crl.urls`)."""
     ocsp_url: str | None = None
     """An OCSP responder URL for the leaves' Authority Information Access."""
+    log_level: str = "info"
+    """debug, info, warning or error; reloaded on SIGHUP."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
 
@@ -141,12 +143,26 @@ def load_config(home: Home) -> CAConfig:
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
     try:
+        log_level(config.log_level)
         crl.check()
         _check_url(config.crl_url, "crl_url", ("http", "https", "ldap"))
         _check_url(config.ocsp_url, "ocsp_url", ("http", "https"))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
     return config
+
+
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def log_level(text: str) -> int:
+    """The logging level a `log_level` setting names."""
+    try:
+        return LOG_LEVELS[text.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"log_level {text!r} is not one of {', '.join(LOG_LEVELS)}"
+        ) from None
 
 
 def _check_url(url: str | None, key: str, schemes: tuple[str, ...]) -> None:
