@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import ssl
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -241,3 +242,23 @@ def test_unauthenticated_callers_get_401(
         response = client.get("/admin/provisioners")
     assert response.status_code == 401
     assert response.json()["status"] == 401
+
+
+def test_an_admin_token_from_the_cli_works_with_curl(
+    pair: tuple[CAHome, RunningCA, RunningCA],
+) -> None:
+    ca, first, _ = pair
+    minted = ledgerca(
+        "token", SUPER, "--admin", "--provisioner", "admin",
+        "--provisioner-password-file", str(ca.provisioner_password_file),
+        "--ca-url", first.url, "--root", str(ca.root),
+        home=ca.home,
+    )  # fmt: skip
+    token = minted.stdout.strip()
+    listed = subprocess.run(
+        ["curl", "-sS", "--fail-with-body", "--cacert", str(ca.root),
+         "-H", f"Authorization: Bearer {token}", f"{first.url}/1.0/admin/admins"],
+        capture_output=True, text=True, check=False, timeout=60,
+    )  # fmt: skip
+    assert listed.returncode == 0, listed.stderr + listed.stdout
+    assert SUPER in {a["subject"] for a in json.loads(listed.stdout)["admins"]}
