@@ -35,6 +35,7 @@ from ca.runtime import open_runtime
 from ca.server import hypercorn_patches
 from ca.server.certificate import ServerCertificate
 from ca.server.tls import apply_protocol_settings, server_context
+from ledger.listener import HeadListener
 
 log = structlog.get_logger("ledgerca.server")
 
@@ -227,6 +228,8 @@ def run_worker(
         authority.server_cert_lifetime,
     )
     hc = hypercorn_config(settings, config, server_cert)
+    # PostgreSQL: wake the followers as soon as any instance appends (LISTEN/NOTIFY).
+    listener = HeadListener(authority.runtime.engine)
     # The loop keeps only weak references to tasks: hold them here for the worker's life.
     tasks: set[asyncio.Task[None]] = set()
 
@@ -237,7 +240,14 @@ def run_worker(
         tasks.add(loop.create_task(_renew_loop(server_cert, hc)))
         tasks.add(loop.create_task(_client_ca_loop(authority, hc)))
         if config.crl.enabled:
-            tasks.add(loop.create_task(publisher_for(authority).run()))
+            head_moved = asyncio.Event()
+
+            def wake(_position: int) -> None:
+                loop.call_soon_threadsafe(head_moved.set)
+
+            listener.subscribe(wake)
+            listener.start()
+            tasks.add(loop.create_task(publisher_for(authority).run(head_moved)))
             if hc.insecure_bind:
                 log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
 
@@ -257,4 +267,5 @@ def run_worker(
             )
         )
     finally:
+        listener.close()
         authority.close()
