@@ -137,13 +137,21 @@ class Authority:
     """Signs certificates for one CA; safe to share between threads of one process."""
 
     def __init__(
-        self, runtime: Runtime, password: bytes, *, clock: Callable[[], datetime] = utcnow
+        self,
+        runtime: Runtime,
+        password: bytes,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        started_at: datetime | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = runtime.store
         self.password = password
         self.clock = clock
-        self.started_at = clock()
+        # Tokens issued before the CA started are refused (step-ca's rule); all workers of
+        # one `serve` share the supervisor's start, or a worker that came up a moment later
+        # would refuse tokens its siblings accept.
+        self.started_at = started_at or clock()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.state = StateCache(runtime.engine)
         # Concurrent requests' events share commits (see ledger.group_commit).

@@ -60,6 +60,7 @@ def serve(
         body_limit=body_limit,
         password=password,
         config=config,
+        started_at=authority.started_at,
     )
     server_cert = ServerCertificate(
         home, authority, config.dns_names, password, authority.server_cert_lifetime

@@ -49,6 +49,8 @@ class ServeSettings:
     workers: int = 1
     body_limit: int = 64 * 1024
     password: bytes = field(default=b"", repr=False)
+    started_at: datetime | None = None
+    """When `serve` started: tokens issued before it are refused, by every worker alike."""
     config: CAConfig | None = None
     """The config the supervisor checked at start: workers never re-read a file that may
     have been edited since (only a SIGHUP reload does, and refuses a broken one)."""
@@ -217,7 +219,7 @@ def run_worker(
     hypercorn_patches.install()
     if authority is None:
         runtime = open_runtime(Home(settings.home), config=settings.config)
-        authority = Authority(runtime, settings.password)
+        authority = Authority(runtime, settings.password, started_at=settings.started_at)
     config = authority.runtime.config
     configure_logging(sys.stdout, level=log_level(config.log_level))
     server_cert = ServerCertificate(
