@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.postgres import PostgresServer, find_pg_bin
+from support.softhsm import SoftHSMToken, softhsm_token
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,9 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """SQLAlchemy URL of a fresh database, once per backend."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHSMToken]:
+    """A fresh SoftHSM2 token in the test's temp dir (SOFTHSM2_CONF points at it)."""
+    yield from softhsm_token(tmp_path, monkeypatch)
