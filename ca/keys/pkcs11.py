@@ -102,11 +102,10 @@ def _adapter(token: Token, uri: PKCS11URI) -> PrivateKey:
     from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
     from ca.keys.pkcs11_keys import HSMECKey, HSMEd25519Key, HSMRSAKey
-    from ca.keys.pkcs11_token import HSMKeyObject, read_public_key
+    from ca.keys.pkcs11_token import HSMKeyObject
 
     handle = HSMKeyObject(token, uri)
-    private = token.private_key(uri)  # fails here, clearly, if the key is not there
-    public = read_public_key(private.session, private)
+    public = token.public_key(uri)  # fails here, clearly, if the key is not there
     if isinstance(public, ec.EllipticCurvePublicKey):
         return HSMECKey(handle, public)
     if isinstance(public, rsa.RSAPublicKey):

@@ -4,11 +4,19 @@ PKCS#11 login state belongs to the application, not the session: one long-lived 
 token logs in with the PIN and keeps the whole process logged in, and every thread signs in a
 session of its own (operations are per-session state), opened lazily and finding the key
 object once. Tokens are cached per process, so two keys in one token share the login.
+
+Calls into the module are serialised by one process-wide lock: python-pkcs11 initialises the
+module with `C_Initialize(NULL)`, which per the standard promises single-threaded use, and
+SoftHSM then runs without its own mutexes (concurrent signing failed with CKR_GENERAL_ERROR
+in our tests). The lock costs little: a SoftHSM P-256 signature takes a fraction of a
+millisecond.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import hmac
 import secrets
 import threading
 from collections.abc import Callable
@@ -41,7 +49,8 @@ _ED25519_OID = bytes.fromhex("06032b6570")
 _ED25519_NAME = b"\x13\x0cedwards25519"
 _CURVES: dict[bytes, ec.EllipticCurve] = {_P256: ec.SECP256R1(), _P384: ec.SECP384R1()}
 
-_lock = threading.Lock()
+_lock = threading.RLock()
+"""Held around every call into a PKCS#11 module (see the module docstring)."""
 _tokens: dict[tuple[str, int], Token] = {}
 
 
@@ -56,29 +65,35 @@ class _ThreadSession:
     def __init__(self, session: pkcs11.Session) -> None:
         self.session = session
         self.objects: dict[tuple[str | None, bytes | None], pkcs11.PrivateKey] = {}
+        self.generation = 0
 
     def __del__(self) -> None:
         # The module may already be finalized: then there is nothing left to close.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception), _lock:
             self.session.close()
 
 
 class Token:
     """One token of one module, logged in for the life of the process."""
 
-    def __init__(self, module: str, token: pkcs11.Token, login: pkcs11.Session) -> None:
+    def __init__(
+        self, module: str, token: pkcs11.Token, login: pkcs11.Session, pin_digest: bytes
+    ) -> None:
         self.module = module
         self.label = token.label
+        self.pin_digest = pin_digest
         self._token = token
         self._login = login
-        self._login_lock = threading.Lock()
         self._local = threading.local()
+        self._generation = 0
+        """Bumped when a key is deleted: threads drop the object handles they found."""
 
     def _thread_session(self) -> _ThreadSession:
         current: _ThreadSession | None = getattr(self._local, "session", None)
         if current is None:
             try:
-                current = _ThreadSession(self._token.open())  # logged in: the login is shared
+                with _lock:
+                    current = _ThreadSession(self._token.open())  # the login is shared
             except PKCS11Error as exc:
                 raise SignerError(
                     f"cannot open a session on PKCS#11 token {self.label!r}: {describe(exc)}"
@@ -89,25 +104,42 @@ class Token:
     def private_key(self, uri: PKCS11URI) -> pkcs11.PrivateKey:
         """The key object `uri` names, in this thread's session."""
         current = self._thread_session()
+        if current.generation != self._generation:
+            current.objects.clear()
+            current.generation = self._generation
         cache_key = (uri.object, uri.id)
         found = current.objects.get(cache_key)
         if found is None:
-            found = find_private_key(current.session, uri)
+            with _lock:
+                found = find_private_key(current.session, uri)
             current.objects[cache_key] = found
         return found
 
+    def public_key(self, uri: PKCS11URI) -> PublicKey:
+        private = self.private_key(uri)
+        with _lock:
+            return read_public_key(private.session, private)
+
     def with_login_session(self, action: Callable[[pkcs11.Session], T]) -> T:
         """Run `action` in the read-write login session (key generation, deletion)."""
-        with self._login_lock:
+        with _lock:
             return action(self._login)
 
+    def forget_objects(self) -> None:
+        self._generation += 1
+
     def close(self) -> None:
-        with contextlib.suppress(PKCS11Error):
+        with contextlib.suppress(PKCS11Error), _lock:
             self._login.close()
 
 
 def open_token(module: str, uri: PKCS11URI, pin: str) -> Token:
     """The token `uri` names in `module`, logged in with `pin` (once per process)."""
+    with _lock:
+        return _open_token(module, uri, pin)
+
+
+def _open_token(module: str, uri: PKCS11URI, pin: str) -> Token:
     try:
         lib = pkcs11.lib(module)
     except PKCS11Error as exc:
@@ -130,25 +162,26 @@ def open_token(module: str, uri: PKCS11URI, pin: str) -> Token:
         )
     token = candidates[0]
     cache_key = (module, token.slot.slot_id)
-    with _lock:
-        cached = _tokens.get(cache_key)
-        if cached is not None:
-            return cached
-        try:
-            login = token.open(rw=True, user_pin=pin)
-        except (PinIncorrect, PinLenRange):
-            raise SignerError(f"wrong PIN for PKCS#11 token {uri.token!r}") from None
-        except PinLocked:
-            raise SignerError(f"the PIN of PKCS#11 token {uri.token!r} is locked") from None
-        except UserAlreadyLoggedIn:
-            login = token.open(rw=True)  # this process logged in already
-        except PKCS11Error as exc:
-            raise SignerError(
-                f"cannot log in to PKCS#11 token {uri.token!r}: {describe(exc)}"
-            ) from exc
-        opened = Token(module, token, login)
-        _tokens[cache_key] = opened
-        return opened
+    # Once logged in, the token would accept any PIN (the login is per process): compare.
+    pin_digest = hashlib.sha256(pin.encode()).digest()
+    cached = _tokens.get(cache_key)
+    if cached is not None:
+        if not hmac.compare_digest(cached.pin_digest, pin_digest):
+            raise SignerError(f"wrong PIN for PKCS#11 token {uri.token!r}")
+        return cached
+    try:
+        login = token.open(rw=True, user_pin=pin)
+    except (PinIncorrect, PinLenRange):
+        raise SignerError(f"wrong PIN for PKCS#11 token {uri.token!r}") from None
+    except PinLocked:
+        raise SignerError(f"the PIN of PKCS#11 token {uri.token!r} is locked") from None
+    except UserAlreadyLoggedIn:
+        login = token.open(rw=True)  # this process logged in already
+    except PKCS11Error as exc:
+        raise SignerError(f"cannot log in to PKCS#11 token {uri.token!r}: {describe(exc)}") from exc
+    opened = Token(module, token, login, pin_digest)
+    _tokens[cache_key] = opened
+    return opened
 
 
 def _text(value: bytes | str) -> str:
@@ -251,16 +284,14 @@ class HSMKeyObject:
     def sign(self, mechanism: pkcs11.Mechanism, data: bytes, param: Any = None) -> bytes:
         key: Any = self.token.private_key(self.uri)  # a SignMixin, which the stubs do not say
         try:
-            signature: bytes = key.sign(data, mechanism=mechanism, mechanism_param=param)
+            with _lock:
+                signature: bytes = key.sign(data, mechanism=mechanism, mechanism_param=param)
         except PKCS11Error as exc:
             raise SignerError(
                 f"PKCS#11 token {self.uri.token!r} refused to sign with {_name(self.uri)}:"
                 f" {describe(exc)}"
             ) from exc
         return signature
-
-    def attribute(self, attribute: Attribute) -> Any:
-        return self.token.private_key(self.uri)[attribute]
 
 
 def generate_key(token: Token, uri: PKCS11URI, kty: str, *, rsa_bits: int) -> PKCS11URI:
@@ -316,3 +347,4 @@ def delete_key(token: Token, uri: PKCS11URI) -> None:
 
     with contextlib.suppress(PKCS11Error, NoSuchKey):
         token.with_login_session(destroy)
+    token.forget_objects()
