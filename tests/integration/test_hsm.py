@@ -286,3 +286,38 @@ def test_serve_with_a_wrong_pin_fails_before_binding(softhsm: SoftHSMToken, tmp_
         home=base / "home", check=False,
     )  # fmt: skip
     assert_one_line_error(serve, "the intermediate key: wrong PIN for PKCS#11 token")
+
+
+def test_rotation_creates_the_new_key_in_the_token_and_the_server_signs_with_it(
+    hsm_ca: HSMCA, tmp_path: Path
+) -> None:
+    old = x509.load_pem_x509_certificate(hsm_ca.home.intermediate.read_bytes())
+    rotated = ledgerca(
+        "rotate", "intermediate", "--kms", hsm_ca.token.uri("intermediate-2"),
+        "--root-password-file", str(hsm_ca.home.password_file), home=hsm_ca.home.home,
+    )  # fmt: skip
+    assert "new key in the token: pkcs11:token=" in rotated.stdout
+    assert token_labels(hsm_ca.token) == {KMS_LABEL, "intermediate-2"}
+    assert key_refs(hsm_ca.home.home)[-1]["uri"].startswith(
+        f"pkcs11:token={hsm_ca.token.label};object=intermediate-2;id="
+    )
+    new = x509.load_pem_x509_certificate(hsm_ca.home.intermediate.read_bytes())
+    assert new.public_key() != old.public_key()
+
+    certificate, leaf, chain = issue(hsm_ca, "after-rotation.example", tmp_path)
+    certificate.verify_directly_issued_by(new)
+    result = openssl(
+        "verify", "-CAfile", str(hsm_ca.home.root), "-untrusted", str(chain), str(leaf)
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rotation_refuses_a_label_the_token_already_holds(hsm_ca: HSMCA) -> None:
+    before = key_refs(hsm_ca.home.home)
+    result = ledgerca(
+        "rotate", "intermediate", "--kms", hsm_ca.token.uri(KMS_LABEL),
+        "--root-password-file", str(hsm_ca.home.password_file), home=hsm_ca.home.home,
+        check=False,
+    )  # fmt: skip
+    assert_one_line_error(result, "give the new intermediate key a new object label")
+    assert key_refs(hsm_ca.home.home) == before
