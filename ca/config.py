@@ -20,6 +20,7 @@ from ca.durations import parse_go_duration
 from ca.errors import BadRequest, ConfigError
 from ca.home import Home
 from ca.keys.files import write_private_file
+from ca.keys.pkcs11 import PKCS11Settings
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 """Largest request body the API accepts unless `serve --max-body` says otherwise."""
@@ -113,11 +114,15 @@ class CAConfig:
     """debug, info, warning or error; reloaded on SIGHUP."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
+    pkcs11: PKCS11Settings | None = None
+    """How this machine reaches the HSM holding keys the ledger names by PKCS#11 URI."""
 
     def to_toml(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
         data["dns_names"] = list(self.dns_names)
         data["tls"] = {**asdict(self.tls), "cipher_suites": list(self.tls.cipher_suites)}
+        if self.pkcs11 is not None:
+            data["pkcs11"] = {k: v for k, v in asdict(self.pkcs11).items() if v is not None}
         return tomli_w.dumps(data)
 
 
@@ -139,7 +144,16 @@ def load_config(home: Home) -> CAConfig:
             }
         )
         crl = CRLSettings(**raw.get("crl", {}))
-        config = CAConfig(**{**raw, "dns_names": tuple(raw["dns_names"]), "tls": tls, "crl": crl})
+        pkcs11 = PKCS11Settings(**raw["pkcs11"]) if "pkcs11" in raw else None
+        config = CAConfig(
+            **{
+                **raw,
+                "dns_names": tuple(raw["dns_names"]),
+                "tls": tls,
+                "crl": crl,
+                "pkcs11": pkcs11,
+            }
+        )
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
     try:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.postgres import PostgresServer, find_pg_bin
+from support.softhsm import SoftHSMToken, softhsm_token
 
 
 @pytest.fixture(scope="session")
@@ -74,3 +75,9 @@ def ca_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
 def module_ca_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
     """`ca_database` for module-scoped fixtures."""
     yield from _ca_database(request)
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHSMToken]:
+    """A fresh SoftHSM2 token in the test's temp dir (SOFTHSM2_CONF points at it)."""
+    yield from softhsm_token(tmp_path, monkeypatch)

@@ -188,7 +188,13 @@ class Authority:
 
     def _load_key(self, key: ActiveKey) -> PrivateKey:
         what = f"{key.role.replace('x509_', '')} key"
-        private = load_signer(self.runtime.home, key.key_ref, self.password, what=what)
+        private = load_signer(
+            self.runtime.home,
+            key.key_ref,
+            self.password,
+            what=what,
+            pkcs11=self.runtime.config.pkcs11,
+        )
         if key.certificate is not None and key_id(private.public_key()) != key.key_id:
             raise ConfigError(f"the key at {key.key_ref} is not the key of the active {key.role}")
         return private
