@@ -20,6 +20,7 @@ from ca.durations import parse_go_duration
 from ca.errors import BadRequest, ConfigError
 from ca.home import Home
 from ca.keys.files import write_private_file
+from ca.keys.pkcs11 import PKCS11Settings
 
 DEFAULT_BODY_LIMIT = 64 * 1024
 """Largest request body the API accepts unless `serve --max-body` says otherwise."""
@@ -135,14 +136,20 @@ class CAConfig:
     """A CRL Distribution Point for the leaves this CA issues (see `ca.crl.urls`)."""
     ocsp_url: str | None = None
     """An OCSP responder URL for the leaves' Authority Information Access."""
+    log_level: str = "info"
+    """debug, info, warning or error; reloaded on SIGHUP."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
+    pkcs11: PKCS11Settings | None = None
+    """How this machine reaches the HSM holding keys the ledger names by PKCS#11 URI."""
 
     def to_toml(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
         data["dns_names"] = list(self.dns_names)
         data["tls"] = {**asdict(self.tls), "cipher_suites": list(self.tls.cipher_suites)}
+        if self.pkcs11 is not None:
+            data["pkcs11"] = {k: v for k, v in asdict(self.pkcs11).items() if v is not None}
         return tomli_w.dumps(data)
 
 
@@ -165,6 +172,7 @@ def load_config(home: Home) -> CAConfig:
         )
         crl = CRLSettings(**raw.get("crl", {}))
         checkpoint = CheckpointSettings(**raw.get("checkpoint", {}))
+        pkcs11 = PKCS11Settings(**raw["pkcs11"]) if "pkcs11" in raw else None
         config = CAConfig(
             **{
                 **raw,
@@ -172,11 +180,13 @@ def load_config(home: Home) -> CAConfig:
                 "tls": tls,
                 "crl": crl,
                 "checkpoint": checkpoint,
+                "pkcs11": pkcs11,
             }
         )
     except (TypeError, KeyError) as exc:
         raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
     try:
+        log_level(config.log_level)
         crl.check()
         checkpoint.check()
         _check_url(config.crl_url, "crl_url", ("http", "https", "ldap"))
@@ -184,6 +194,19 @@ def load_config(home: Home) -> CAConfig:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.message}") from None
     return config
+
+
+LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}
+
+
+def log_level(text: str) -> int:
+    """The logging level a `log_level` setting names."""
+    try:
+        return LOG_LEVELS[text.lower()]
+    except KeyError:
+        raise ConfigError(
+            f"log_level {text!r} is not one of {', '.join(LOG_LEVELS)}"
+        ) from None
 
 
 def _check_url(url: str | None, key: str, schemes: tuple[str, ...]) -> None:

@@ -6,6 +6,7 @@ exceptions (which cannot import this module) are mapped there too.
 
 from __future__ import annotations
 
+from ledger.database import is_unavailable
 from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
 
 
@@ -55,6 +56,13 @@ class SignerError(CAError):
     status = 500
 
 
+class Unavailable(CAError):
+    """The ledger's database cannot be reached: nothing was written, retry shortly."""
+
+    status = 503
+
+
+
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, CAError):
         return exc.status
@@ -62,4 +70,6 @@ def status_for(exc: BaseException) -> int:
         return 409
     if isinstance(exc, (IntegrityViolation, SchemaError, LedgerError)):
         return 500
+    if is_unavailable(exc):
+        return 503
     return 500

@@ -25,9 +25,16 @@ class Runtime:
         self.engine.dispose()
 
 
-def open_runtime(home: Home, *, database: str | None = None, check_schema: bool = True) -> Runtime:
-    """Open the CA at `home`. With `check_schema`, refuse a database that needs an upgrade."""
-    config = load_config(home)
+def open_runtime(
+    home: Home,
+    *,
+    database: str | None = None,
+    check_schema: bool = True,
+    config: CAConfig | None = None,
+) -> Runtime:
+    """Open the CA at `home` (with `config` as already loaded, else read from the home).
+    With `check_schema`, refuse a database that needs an upgrade."""
+    config = config or load_config(home)
     engine = create_engine(database or home.database_url(config.database))
     try:
         if check_schema:

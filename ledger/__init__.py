@@ -1,7 +1,7 @@
 """The append-only, hash-chained event ledger. Knows nothing of HTTP, keys or projections."""
 
 from ledger.canonical import canonical_bytes, canonical_json
-from ledger.database import create_engine, is_sqlite, is_unique_violation
+from ledger.database import create_engine, is_sqlite, is_unavailable, is_unique_violation
 from ledger.errors import (
     AppendRefused,
     ConcurrencyConflict,
@@ -40,6 +40,7 @@ __all__ = [
     "event_hash",
     "format_time",
     "is_sqlite",
+    "is_unavailable",
     "is_unique_violation",
     "parse_time",
     "verify_chain",

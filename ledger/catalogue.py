@@ -19,6 +19,10 @@ provisioner.removed      stream `provisioner/<id>`
     {id, name}
 policy.set               stream `policy/<scope>` (scope `authority` or `provisioner/<id>`)
     {scope, provisioner_id | null, policy: name policy JSON | null (null clears it)}
+admin.added              stream `admins` (one stream: every change is checked against all admins)
+    {id, subject, provisioner_id, provisioner_name, type: ADMIN | SUPER_ADMIN}
+admin.removed            stream `admins`
+    {id, subject}
 x509.issued              stream `x509/<serial>`
     {serial, certificate: PEM, subject, sans: [{type, value}], not_before, not_after,
      provisioner: {id, name, type} | null, issuer_key_id, token_id | null,
@@ -48,6 +52,8 @@ PROVISIONER_ADDED = "provisioner.added"
 PROVISIONER_UPDATED = "provisioner.updated"
 PROVISIONER_REMOVED = "provisioner.removed"
 POLICY_SET = "policy.set"
+ADMIN_ADDED = "admin.added"
+ADMIN_REMOVED = "admin.removed"
 X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
 CRL_PUBLISHED = "crl.published"
@@ -55,6 +61,7 @@ LEDGER_CHECKPOINT = "ledger.checkpoint"
 
 AUTHORITY_STREAM = "authority"
 CHECKPOINT_STREAM = "ledger/checkpoint"
+ADMINS_STREAM = "admins"
 
 
 def provisioner_stream(provisioner_id: str) -> str:

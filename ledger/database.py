@@ -17,7 +17,14 @@ from typing import Any
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+)
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ledger.errors import UnsupportedDatabase
 
@@ -59,6 +66,10 @@ _write_locks: dict[str, _FileLock] = {}
 _write_locks_guard = threading.Lock()
 
 
+CONNECT_TIMEOUT = 5
+"""Seconds to wait for a PostgreSQL connection (connect, or a free pooled one)."""
+
+
 def write_lock(engine: Engine) -> contextlib.AbstractContextManager[None]:
     """Serialise SQLite writers before `BEGIN IMMEDIATE`.
 
@@ -94,7 +105,13 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         _configure_sqlite(engine)
         return engine
     if parsed.get_backend_name() == "postgresql":
+        # Fail fast when the server is unreachable: a request should get a 503 in seconds,
+        # not hang for TCP's minutes; stale pooled connections are replaced on checkout.
+        connect_args = dict(kwargs.pop("connect_args", {}))
+        connect_args.setdefault("connect_timeout", CONNECT_TIMEOUT)
+        kwargs["connect_args"] = connect_args
         kwargs.setdefault("pool_pre_ping", True)
+        kwargs.setdefault("pool_timeout", CONNECT_TIMEOUT)
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 32)
         return sa_create_engine(url, **kwargs)
@@ -102,6 +119,17 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"
         " postgresql+psycopg://USER@HOST/DB"
     )
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when `exc` says the database cannot be reached (down, restarting, pool exhausted),
+    as opposed to a refused statement: the caller may retry later and nothing was written."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    # SQLite reports a busy or locked file as OperationalError too: also transient.
+    return isinstance(exc, (OperationalError, InterfaceError))
 
 
 def is_unique_violation(exc: IntegrityError) -> bool:

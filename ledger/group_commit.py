@@ -53,11 +53,22 @@ class GroupCommitter:
         expected: Mapping[str, int] | None = None,
     ) -> list[RecordedEvent]:
         """Like `EventStore.append`: returns once the events are committed, or raises."""
+        return self.submit(events, actor=actor, expected=expected).result()
+
+    def submit(
+        self,
+        events: Sequence[NewEvent],
+        *,
+        actor: Mapping[str, Any] | None = None,
+        expected: Mapping[str, int] | None = None,
+    ) -> Future[list[RecordedEvent]]:
+        """Queue the events and return at once: the future resolves when they are committed
+        (or fails with the reason they are not). An event loop awaits it without a thread."""
         if self._closed:
             raise RuntimeError("the group committer is closed")
         pending = _Pending(events, actor, expected)
         self._queue.put(pending)
-        return pending.future.result()
+        return pending.future
 
     def close(self) -> None:
         if not self._closed:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from support.postgres import PostgresServer, find_pg_bin
+from support.softhsm import SoftHSMToken, softhsm_token
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +50,34 @@ def db_url(request: pytest.FixtureRequest) -> str:
     """SQLAlchemy URL of a fresh database, once per backend."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+def _ca_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    if request.param == "sqlite":
+        yield None  # the CA's embedded default
+        return
+    server: PostgresServer = request.getfixturevalue("postgres_server")
+    name = f"ca_{uuid.uuid4().hex[:12]}"
+    yield server.create_database(name)
+    server.drop_database(name)
+
+
+_BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(params=_BACKENDS)
+def ca_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """`init_ca(database=…)` for each backend: None (embedded SQLite) or a fresh PostgreSQL."""
+    yield from _ca_database(request)
+
+
+@pytest.fixture(params=_BACKENDS, scope="module")
+def module_ca_database(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """`ca_database` for module-scoped fixtures."""
+    yield from _ca_database(request)
+
+
+@pytest.fixture
+def softhsm(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SoftHSMToken]:
+    """A fresh SoftHSM2 token in the test's temp dir (SOFTHSM2_CONF points at it)."""
+    yield from softhsm_token(tmp_path, monkeypatch)

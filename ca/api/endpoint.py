@@ -12,7 +12,7 @@ from starlette.responses import Response
 from ca.api.errors import reason, response_for
 from ca.api.middleware import RequestContext
 from ca.errors import CAError
-from ledger import LedgerError
+from ledger import LedgerError, is_unavailable
 
 log = structlog.get_logger("ledgerca.http")
 
@@ -35,7 +35,10 @@ def endpoint(handler: Handler) -> Handler:
             context_of(request).fields["error"] = reason(exc)
             return response_for(exc)
         except Exception as exc:
-            log.exception("unhandled error", request_id=context_of(request).request_id)
+            if is_unavailable(exc):
+                log.warning("database unavailable", error=reason(exc))
+            else:
+                log.exception("unhandled error", request_id=context_of(request).request_id)
             context_of(request).fields["error"] = reason(exc)
             return response_for(exc)
 

@@ -23,6 +23,12 @@ INTERNAL = (
     "The certificate authority encountered an Internal Server Error. "
     "Please see the certificate authority logs for more info."
 )
+UNAVAILABLE = (
+    "The certificate authority cannot reach its database; nothing was issued or changed. "
+    "Please retry shortly."
+)
+RETRY_AFTER = "2"
+"""Seconds a client is asked to wait after a 503."""
 NOT_IMPLEMENTED = (
     "The requested method is not implemented by the certificate authority. "
     "Please see the certificate authority logs for more info."
@@ -36,21 +42,28 @@ def public_message(exc: BaseException, status: int) -> str:
         return f"The request was forbidden by the certificate authority: {exc.message}."
     if isinstance(exc, AuthError):
         return UNAUTHORIZED
-    if isinstance(exc, CAError) and status not in (401, 404, 500, 501):
+    if isinstance(exc, CAError) and status not in (401, 404, 500, 501, 503):
         return exc.message
     return message_for_status(status)
 
 
 def message_for_status(status: int) -> str:
-    return {401: UNAUTHORIZED, 404: NOT_FOUND, 500: INTERNAL, 501: NOT_IMPLEMENTED}.get(
-        status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error"
-    )
+    return {
+        401: UNAUTHORIZED,
+        404: NOT_FOUND,
+        500: INTERNAL,
+        501: NOT_IMPLEMENTED,
+        503: UNAVAILABLE,
+    }.get(status, HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "Error")
 
 
 def error_response(status: int, message: str | None = None) -> GoJSONResponse:
-    return json_response(
+    response = json_response(
         {"status": status, "message": message or message_for_status(status)}, status
     )
+    if status == 503:
+        response.headers["Retry-After"] = RETRY_AFTER
+    return response
 
 
 def response_for(exc: BaseException) -> GoJSONResponse:

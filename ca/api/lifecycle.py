@@ -31,14 +31,14 @@ def _authority(request: Request) -> Authority:
     return authority
 
 
-def _peer(request: Request) -> x509.Certificate | None:
+def peer_certificate(request: Request) -> x509.Certificate | None:
     try:
         return client_certificate(request.scope)
     except ValueError:
         raise AuthError("the client certificate cannot be parsed") from None
 
 
-def _bearer(request: Request) -> str | None:
+def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header[: len(BEARER)].lower() == BEARER:
         return header[len(BEARER) :].strip() or None
@@ -47,13 +47,13 @@ def _bearer(request: Request) -> str | None:
 
 @endpoint
 async def renew(request: Request) -> Response:
-    peer = _peer(request)
+    peer = peer_certificate(request)
     # step's client sends no body; whatever comes is not read.
     issued = await run_in_threadpool(
         lifecycle.renew,
         _authority(request),
         peer=peer,
-        bearer=None if peer is not None else _bearer(request),
+        bearer=None if peer is not None else bearer_token(request),
         info=request_info(request),
     )
     return sign_response(request, issued)
@@ -61,7 +61,7 @@ async def renew(request: Request) -> Response:
 
 @endpoint
 async def rekey(request: Request) -> Response:
-    peer = _peer(request)
+    peer = peer_certificate(request)
     if peer is None:
         raise AuthError("missing client certificate: rekey needs mTLS")
     body = await read_json(request)
@@ -88,7 +88,7 @@ async def revoke(request: Request) -> Response:
         lifecycle.revoke,
         _authority(request),
         revoke_request,
-        peer=_peer(request),
+        peer=peer_certificate(request),
         info=request_info(request),
     )
     context_of(request).fields.update(

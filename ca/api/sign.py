@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -56,7 +55,7 @@ async def sign(request: Request) -> Response:
         template_data=template_data,
     )
     authority: Authority = request.app.state.authority
-    issued = await run_in_threadpool(authority.sign, sign_request, request_info(request))
+    issued = await authority.sign_async(sign_request, request_info(request))
     return sign_response(request, issued)
 
 

@@ -8,6 +8,7 @@ fails, the signed certificate is dropped here and the caller gets the error.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import socket
@@ -88,6 +89,34 @@ class Issued:
     position: int
 
 
+@dataclass(frozen=True)
+class PendingAppend:
+    """An `x509.issued` event ready to append, with its actor and expected version."""
+
+    events: list[NewEvent]
+    actor: dict[str, Any]
+    expected: dict[str, int]
+
+
+@dataclass(frozen=True)
+class PreparedIssue:
+    """A signed certificate that must not leave the CA until `append` has committed."""
+
+    certificate: x509.Certificate
+    chain_pems: list[str]
+    provisioner: str | None
+    append: PendingAppend
+
+    def issued(self, position: int) -> Issued:
+        return Issued(
+            self.certificate,
+            self.chain_pems,
+            str(self.certificate.serial_number),
+            self.provisioner,
+            position,
+        )
+
+
 def key_type_of(public_key: object) -> KeyType:
     if isinstance(public_key, rsa.RSAPublicKey):
         return "RSA"
@@ -137,13 +166,21 @@ class Authority:
     """Signs certificates for one CA; safe to share between threads of one process."""
 
     def __init__(
-        self, runtime: Runtime, password: bytes, *, clock: Callable[[], datetime] = utcnow
+        self,
+        runtime: Runtime,
+        password: bytes,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        started_at: datetime | None = None,
     ) -> None:
         self.runtime = runtime
         self.store = runtime.store
         self.password = password
         self.clock = clock
-        self.started_at = clock()
+        # Tokens issued before the CA started are refused (step-ca's rule); all workers of
+        # one `serve` share the supervisor's start, or a worker that came up a moment later
+        # would refuse tokens its siblings accept.
+        self.started_at = started_at or clock()
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.state = StateCache(runtime.engine)
         # Concurrent requests' events share commits (see ledger.group_commit).
@@ -180,7 +217,13 @@ class Authority:
 
     def _load_key(self, key: ActiveKey) -> PrivateKey:
         what = f"{key.role.replace('x509_', '')} key"
-        private = load_signer(self.runtime.home, key.key_ref, self.password, what=what)
+        private = load_signer(
+            self.runtime.home,
+            key.key_ref,
+            self.password,
+            what=what,
+            pkcs11=self.runtime.config.pkcs11,
+        )
         if key.certificate is not None and key_id(private.public_key()) != key.key_id:
             raise ConfigError(f"the key at {key.key_ref} is not the key of the active {key.role}")
         return private
@@ -201,6 +244,27 @@ class Authority:
     # -- issuance ----------------------------------------------------------------------
 
     def sign(self, request: SignRequest, info: RequestInfo) -> Issued:
+        """Authenticate, authorize, build, check and sign; return once the event committed."""
+        prepared = self.prepare_sign(request, info)
+        return prepared.issued(self._commit(prepared.append))
+
+    async def sign_async(self, request: SignRequest, info: RequestInfo) -> Issued:
+        """`sign` for an event loop: the CPU work runs here, the commit is awaited (no
+        request thread is held while the group committer writes)."""
+        prepared = self.prepare_sign(request, info)
+        future = self.appender.submit(
+            prepared.append.events,
+            actor=prepared.append.actor,
+            expected=prepared.append.expected,
+        )
+        try:
+            (recorded,) = await asyncio.wrap_future(future)
+        except TokenAlreadyUsed:
+            raise AuthError("token already used") from None
+        return prepared.issued(recorded.position)
+
+    def prepare_sign(self, request: SignRequest, info: RequestInfo) -> PreparedIssue:
+        """Everything of issuance but the commit: a signed certificate and its event."""
         now = self.clock()
         snapshot = self.snapshot()
         csr = parse_csr(request.csr)
@@ -257,7 +321,7 @@ class Authority:
             not_after,
             extensions,
         )
-        position = self._record(
+        append = self._issued_event(
             certificate,
             issuer,
             sans=[{"type": s.type, "value": s.value} for s in template.sans],
@@ -265,12 +329,8 @@ class Authority:
             token_id=token.token_id,
             info=info,
         )
-        return Issued(
-            certificate,
-            self._chain(certificate, issuer),
-            str(certificate.serial_number),
-            record.name,
-            position,
+        return PreparedIssue(
+            certificate, self._chain(certificate, issuer), record.name, append
         )
 
     def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
@@ -347,6 +407,37 @@ class Authority:
         rekeyed_from: str | None = None,
         actor_extra: Mapping[str, Any] | None = None,
     ) -> int:
+        """Append the `x509.issued` event; its position once committed."""
+        return self._commit(
+            self._issued_event(
+                certificate, issuer, sans=sans, provisioner=provisioner, token_id=token_id,
+                info=info, renewed_from=renewed_from, rekeyed_from=rekeyed_from,
+                actor_extra=actor_extra,
+            )
+        )  # fmt: skip
+
+    def _commit(self, append: PendingAppend) -> int:
+        try:
+            (recorded,) = self.appender.append(
+                append.events, actor=append.actor, expected=append.expected
+            )
+        except TokenAlreadyUsed:
+            raise AuthError("token already used") from None
+        return recorded.position
+
+    def _issued_event(
+        self,
+        certificate: x509.Certificate,
+        issuer: ActiveKey,
+        *,
+        sans: list[dict[str, str]],
+        provisioner: dict[str, str] | None,
+        token_id: str | None,
+        info: RequestInfo,
+        renewed_from: str | None = None,
+        rekeyed_from: str | None = None,
+        actor_extra: Mapping[str, Any] | None = None,
+    ) -> PendingAppend:
         serial = str(certificate.serial_number)
         stream = ev.x509_stream(serial)
         event = NewEvent(
@@ -375,11 +466,7 @@ class Authority:
         if info.remote_address:
             actor["remote_address"] = info.remote_address
         actor.update(actor_extra or {})
-        try:
-            (recorded,) = self.appender.append([event], actor=actor, expected={stream: 0})
-        except TokenAlreadyUsed:
-            raise AuthError("token already used") from None
-        return recorded.position
+        return PendingAppend([event], actor, {stream: 0})
 
     def _chain(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:
         chain = [certificate.public_bytes(serialization.Encoding.PEM).decode()]

@@ -36,6 +36,8 @@ from ca.keys.files import (
     write_public_file,
 )
 from ca.keys.ids import key_id, public_pem
+from ca.keys.pkcs11 import PKCS11Settings, create_key, delete_created_key, pkcs11_ref
+from ca.keys.pkcs11_uri import parse_pkcs11_uri
 from ca.keys.refs import file_ref
 from ca.passwords import obtain_password
 from ca.pki.profiles import (
@@ -70,6 +72,17 @@ class InitOptions:
     intermediate_key: Path | None = None
     intermediate_crl_url: str | None = None
     """A CRL Distribution Point for the intermediate: where the root's CRL is published."""
+    kms: str | None = None
+    """A PKCS#11 URI: the intermediate key is created (or found) in that token."""
+    pkcs11_module: str | None = None
+    pin_file: Path | None = None
+    """The token's PIN file (recorded in the config for `serve`)."""
+
+    def pkcs11_settings(self) -> PKCS11Settings | None:
+        if self.kms is None:
+            return None
+        pin_file = str(self.pin_file.expanduser().absolute()) if self.pin_file else None
+        return PKCS11Settings(module=self.pkcs11_module, pin_file=pin_file)
 
 
 @dataclass
@@ -107,6 +120,18 @@ def validate(options: InitOptions) -> None:
                 " add the CRL Distribution Point when the root signs the intermediate"
             )
         check_crl_url(options.intermediate_crl_url, "--intermediate-crl-url")
+    if options.kms is None:
+        if options.pkcs11_module is not None or options.pin_file is not None:
+            raise ConfigError("--pkcs11-module and --pin-file go with --kms")
+        return
+    if options.root_cert is not None:
+        raise ConfigError("--kms creates the intermediate key: it cannot import one as well")
+    uri = parse_pkcs11_uri(options.kms)
+    if uri.object is None:
+        raise ConfigError(f"--kms {options.kms!r} needs object=LABEL: the label of the key")
+    settings = options.pkcs11_settings()
+    assert settings is not None
+    settings.module_for(uri)
 
 
 def check_crl_url(url: str, flag: str) -> None:
@@ -150,14 +175,21 @@ def initialize(home_path: Path, options: InitOptions, *, say: Say) -> InitResult
         raise ConfigError(f"{home.path} already holds a CA: use --force to replace it")
     if options.database is not None:
         _check_database(options.database)
+    settings = options.pkcs11_settings()
+    if options.kms is not None and settings is not None:
+        # A missing or readable-by-others PIN file stops init before any work.
+        settings.pin_for(parse_pkcs11_uri(options.kms), home.path)
 
     home.path.parent.mkdir(parents=True, exist_ok=True)
     staging = Home(home.path.parent / f".{home.path.name}.init-{uuid.uuid4().hex[:8]}")
+    undo: list[Callable[[], None]] = []
     try:
-        result = _build(staging, home, options, say=say)
+        result = _build(staging, home, options, say=say, undo=undo)
         _swap_in(staging.path, home.path, force=options.force)
     except BaseException:
         shutil.rmtree(staging.path, ignore_errors=True)
+        for action in undo:
+            action()
         raise
     return result
 
@@ -176,7 +208,9 @@ def _swap_in(staging: Path, final: Path, *, force: bool) -> None:
         raise ConfigError(f"{final} already holds a CA: use --force to replace it") from exc
 
 
-def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> InitResult:
+def _build(
+    staging: Home, home: Home, options: InitOptions, *, say: Say, undo: list[Callable[[], None]]
+) -> InitResult:
     ensure_private_dir(staging.path)
     for directory in (staging.config_dir, staging.certs_dir, staging.secrets_dir, staging.db_dir):
         ensure_private_dir(directory)
@@ -194,7 +228,28 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
     now = datetime.now(UTC)
 
     root_key: PrivateKey | None
-    if options.root_cert is not None:
+    intermediate_ref = file_ref("secrets/intermediate_ca_key")
+    if options.kms is not None:
+        root_key = generate_private_key(options.key_type)
+        root = build_root(root_key, name=options.name, now=now)
+        settings = options.pkcs11_settings()
+        assert settings is not None
+        in_token = create_key(options.kms, settings, home.path, kty=options.key_type)
+        undo.append(lambda: delete_created_key(in_token))
+        intermediate_ref = pkcs11_ref(in_token.uri)
+        say(
+            f"Intermediate key {'created' if in_token.created else 'found'} in the token:"
+            f" {in_token.uri}"
+        )
+        intermediate = sign_intermediate_csr(
+            build_intermediate_csr(in_token.key, name=options.name),
+            root_cert=root,
+            root_key=root_key,
+            now=now,
+            crl_url=options.intermediate_crl_url,
+        )
+        write_private_file(staging.root_key, encrypt_private_key(root_key, ca_password))
+    elif options.root_cert is not None:
         root, intermediate, intermediate_key, key_bytes = _import_intermediate(options, ca_password)
         root_key = None
         write_private_file(staging.intermediate_key, key_bytes)
@@ -236,6 +291,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
         address=options.address,
         database=database,
         password_file="secrets/ca_password" if ca_password_generated else None,
+        pkcs11=options.pkcs11_settings(),
     )
     save_config(staging.config_file, config)
 
@@ -247,8 +303,7 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
             "x509_root", root, file_ref("secrets/root_ca_key")
             if root_key is not None else {"type": "offline"})),
         NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
-            "x509_intermediate", intermediate,
-            file_ref("secrets/intermediate_ca_key"))),
+            "x509_intermediate", intermediate, intermediate_ref)),
         NewEvent(ev.provisioner_stream(pid := str(uuid.uuid4())), ev.PROVISIONER_ADDED, {
             "id": pid,
             "name": options.provisioner,

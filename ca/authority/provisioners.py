@@ -7,6 +7,7 @@ unique) and carries its actor; the `provisioners` projection refuses what would 
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -14,9 +15,10 @@ from typing import Any
 
 from sqlalchemy import select
 
-from ca.errors import BadRequest, NotFound
+from ca.errors import BadRequest, ConfigError, NotFound
 from ca.pki.claims import Claims
-from ca.provisioners.jwk_keys import create_provisioner_key
+from ca.provisioners.jwk import JWKProvisioner
+from ca.provisioners.jwk_keys import create_provisioner_key, thumbprint
 from ca.templates.x509 import render
 from ledger import EventStore, NewEvent, RecordedEvent
 from ledger import catalogue as ev
@@ -97,11 +99,49 @@ def add_jwk(
     options: Mapping[str, Any],
     actor: Mapping[str, Any],
 ) -> RecordedEvent:
+    """A new JWK provisioner whose key pair is made here, encrypted with `password`."""
+    key = create_provisioner_key(password)
+    return add_jwk_key(
+        store, name, public_jwk=key.public_jwk, encrypted_key=key.encrypted_key,
+        claims=claims, options=options, actor=actor,
+    )  # fmt: skip
+
+
+def public_jwk_of(value: object) -> dict[str, Any]:
+    """Check a public JWK sent by a client (the admin API): a key we can verify tokens
+    with, no private part, `kid` its thumbprint."""
+    if not isinstance(value, Mapping):
+        raise BadRequest("key must be a JWK object")
+    if any(part in value for part in ("d", "p", "q", "k")):
+        raise BadRequest("key must be a public JWK: it holds private key material")
+    try:
+        kid = thumbprint(dict(value))
+    except ConfigError as exc:
+        raise BadRequest(f"key is not a usable JWK: {exc.message}") from None
+    if value.get("kid") not in (None, kid):
+        raise BadRequest("the key's kid is not its RFC 7638 thumbprint")
+    return {**value, "kid": kid}
+
+
+def add_jwk_key(
+    store: EventStore,
+    name: str,
+    *,
+    public_jwk: Mapping[str, Any],
+    encrypted_key: str | None,
+    claims: Mapping[str, Any],
+    options: Mapping[str, Any],
+    actor: Mapping[str, Any],
+) -> RecordedEvent:
+    """A new JWK provisioner for a key pair made elsewhere (the admin API's clients)."""
     if not name.strip():
         raise BadRequest("a provisioner needs a name")
     validate_claims(claims)
     validate_options(options)
-    key = create_provisioner_key(password)
+    try:
+        JWKProvisioner.from_row("check", name, json.dumps(dict(public_jwk)), "{}", "{}")
+    except ConfigError as exc:
+        raise BadRequest(f"key cannot verify tokens: {exc.message}") from None
     provisioner_id = str(uuid.uuid4())
     stream = ev.provisioner_stream(provisioner_id)
     (recorded,) = store.append(
@@ -113,8 +153,8 @@ def add_jwk(
                     "id": provisioner_id,
                     "name": name,
                     "type": "JWK",
-                    "key": key.public_jwk,
-                    "encrypted_key": key.encrypted_key,
+                    "key": dict(public_jwk),
+                    "encrypted_key": encrypted_key,
                     "claims": dict(claims),
                     "options": dict(options),
                 },

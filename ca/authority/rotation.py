@@ -19,6 +19,7 @@ from ca.authority.initialize import actor, key_payload
 from ca.authority.state import ActiveKey, load_snapshot
 from ca.errors import ConfigError
 from ca.keys.files import (
+    PrivateKey,
     encrypt_private_key,
     generate_private_key,
     load_private_key,
@@ -26,6 +27,7 @@ from ca.keys.files import (
     write_public_file,
 )
 from ca.keys.ids import key_id
+from ca.keys.pkcs11 import PKCS11Settings, create_key, delete_created_key, pkcs11_ref
 from ca.keys.refs import file_ref, is_local, load_signer
 from ca.pki.profiles import build_intermediate_csr, check_intermediate, sign_intermediate_csr
 from ca.runtime import Runtime
@@ -40,7 +42,9 @@ class Rotated:
     old_key_id: str
     new_key_id: str
     certificate: x509.Certificate
-    key_path: Path
+    key_path: Path | None
+    key_uri: str | None = None
+    """The new key's PKCS#11 URI when it was created in a token (`--kms`)."""
 
 
 def _current(runtime: Runtime) -> tuple[ActiveKey, ActiveKey, int]:
@@ -63,14 +67,19 @@ def _key_type(key: ActiveKey) -> str:
 
 
 def _activate(
-    runtime: Runtime, old: ActiveKey, certificate: x509.Certificate, key_ref: str, version: int
+    runtime: Runtime,
+    old: ActiveKey,
+    certificate: x509.Certificate,
+    key_ref: str | dict[str, str],
+    version: int,
 ) -> None:
+    reference = file_ref(key_ref) if isinstance(key_ref, str) else key_ref
     runtime.store.append(
         [
             NewEvent(
                 ev.AUTHORITY_STREAM,
                 ev.KEY_ACTIVATED,
-                key_payload("x509_intermediate", certificate, file_ref(key_ref)),
+                key_payload("x509_intermediate", certificate, reference),
             ),
             NewEvent(
                 ev.AUTHORITY_STREAM,
@@ -96,9 +105,18 @@ def _install(runtime: Runtime, certificate: x509.Certificate, key_bytes: bytes) 
 
 
 def rotate_with_root(
-    runtime: Runtime, *, root_password: bytes, key_password: bytes, now: datetime | None = None
+    runtime: Runtime,
+    *,
+    root_password: bytes,
+    key_password: bytes,
+    now: datetime | None = None,
+    kms: str | None = None,
 ) -> Rotated:
-    """The root key is at hand (`secrets/root_ca_key`): make, sign and activate a new key."""
+    """The root key is at hand (`secrets/root_ca_key`): make, sign and activate a new key.
+
+    With `kms` (a PKCS#11 URI with a new object label) the new key is created in that token,
+    reached through the config's `[pkcs11]` table, and never leaves it.
+    """
     root, old, version = _current(runtime)
     home = runtime.home
     if not is_local(home, root.key_ref):
@@ -110,6 +128,8 @@ def rotate_with_root(
     assert root.certificate is not None and old.certificate is not None
     name = old.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
     ca_name = str(name[0].value) if name else runtime.config.name
+    if kms is not None:
+        return _rotate_into_token(runtime, kms, root, root_key, old, version, ca_name, now)
     new_key = generate_private_key(_key_type(old))
     csr = build_intermediate_csr(new_key, name=ca_name)
     certificate = sign_intermediate_csr(
@@ -118,6 +138,42 @@ def rotate_with_root(
     key_ref, key_path = _install(runtime, certificate, encrypt_private_key(new_key, key_password))
     _activate(runtime, old, certificate, key_ref, version)
     return Rotated(old.key_id, key_id(new_key.public_key()), certificate, key_path)
+
+
+def _rotate_into_token(
+    runtime: Runtime,
+    kms: str,
+    root: ActiveKey,
+    root_key: PrivateKey,
+    old: ActiveKey,
+    version: int,
+    ca_name: str,
+    now: datetime | None,
+) -> Rotated:
+    settings = runtime.config.pkcs11 or PKCS11Settings()
+    in_token = create_key(kms, settings, runtime.home.path, kty=_key_type(old))
+    if not in_token.created:
+        raise ConfigError(
+            f"the token already holds a key matching {kms}: give the new intermediate key"
+            " a new object label"
+        )
+    try:
+        assert root.certificate is not None
+        certificate = sign_intermediate_csr(
+            build_intermediate_csr(in_token.key, name=ca_name),
+            root_cert=root.certificate,
+            root_key=root_key,
+            now=now or datetime.now(UTC),
+        )
+        _activate(runtime, old, certificate, pkcs11_ref(in_token.uri), version)
+    except BaseException:
+        delete_created_key(in_token)
+        raise
+    write_public_file(
+        runtime.home.intermediate_cert, certificate.public_bytes(serialization.Encoding.PEM)
+    )
+    new_id = key_id(in_token.key.public_key())
+    return Rotated(old.key_id, new_id, certificate, None, str(in_token.uri))
 
 
 def write_rotation_csr(runtime: Runtime, out: Path, *, key_password: bytes) -> Path:

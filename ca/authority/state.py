@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from cryptography import x509
 from sqlalchemy import Connection, Engine, func, select
 
+from ca.authority.admins import Admin
+from ca.authority.admins import fold as fold_admins
 from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
 from ledger import catalogue as ev
@@ -53,6 +55,7 @@ class Snapshot:
     roots: tuple[ActiveKey, ...]
     intermediates: tuple[ActiveKey, ...]
     provisioners: tuple[ProvisionerRecord, ...]
+    admins: tuple[Admin, ...] = ()
     policies: dict[str, NamePolicy] = field(default_factory=dict)
     """Name policies by scope: `authority` or `provisioner/<id>`."""
     by_issuer_kid: dict[tuple[str, str], ProvisionerRecord] = field(default_factory=dict)
@@ -115,7 +118,13 @@ def load_snapshot(connection: Connection) -> Snapshot:
             )
         )
     policy_rows = connection.execute(select(policies.c.scope, policies.c.policy)).all()
+    admin_events = connection.execute(
+        select(events.c.type, events.c.data)
+        .where(events.c.stream == ev.ADMINS_STREAM)
+        .order_by(events.c.position)
+    ).all()
     return Snapshot(
+        admins=fold_admins((kind, json.loads(data)) for kind, data in admin_events),
         policies={
             str(scope): NamePolicy.from_json(json.loads(text)) for scope, text in policy_rows
         },
@@ -138,6 +147,8 @@ STATE_TYPES = (
     ev.PROVISIONER_UPDATED,
     ev.PROVISIONER_REMOVED,
     ev.POLICY_SET,
+    ev.ADMIN_ADDED,
+    ev.ADMIN_REMOVED,
 )
 """Event types that change what a snapshot holds; certificates and revocations do not."""
 

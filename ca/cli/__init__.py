@@ -57,6 +57,7 @@ def main() -> None:
 
 # Registered last: the command modules import `cli` from here.
 from ca.cli import (  # noqa: E402, F401
+    admin,
     audit,
     client,
     crl,

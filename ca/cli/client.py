@@ -91,6 +91,7 @@ def bootstrap(home: Home, ca_url: str, fingerprint: str, force: bool) -> None:
     default="",
     help="When the token expires: RFC 3339 time or duration from now (default 5m, at most 1h).",
 )
+@click.option("--admin", is_flag=True, help="A token for the admin API (audience …/admin).")
 @_ca_options
 @click.pass_obj
 def token(
@@ -101,10 +102,12 @@ def token(
     provisioner_password_file: Path | None,
     not_before: str,
     not_after: str,
+    admin: bool,
     ca_url: str | None,
     root: Path | None,
 ) -> None:
-    """Print a one-time token for a certificate for SUBJECT (as `step ca token` does).
+    """Print a one-time token for a certificate for SUBJECT (as `step ca token` does), or
+    with --admin a token authenticating admin SUBJECT to the admin API.
 
     --not-before/--not-after bound the token, as in step's CLI; the certificate's validity is
     chosen when it is requested (`ledgerca certificate --not-after`).
@@ -117,7 +120,7 @@ def token(
     claims = token_claims(
         issuer=signer.name,
         subject=subject,
-        audience=sign_audience(session.ca_url),
+        audience=f"{session.ca_url}/admin" if admin else sign_audience(session.ca_url),
         sans=list(san),
         root_der=session.root_der,
         now=now,

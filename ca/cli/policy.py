@@ -16,37 +16,13 @@ from ca.home import Home
 from ca.runtime import open_runtime
 
 
-def _scope(runtime: Any, provisioner: str | None) -> tuple[str, str | None]:
-    if provisioner is None:
-        return "authority", None
-    from ca.authority.provisioners import find
-
-    row = find(runtime.store, provisioner)
-    return f"provisioner/{row.id}", row.id
-
-
 def _append(home: Home, provisioner: str | None, policy: dict[str, Any] | None) -> int:
-    from ca.policy import NamePolicy
-    from ledger import NewEvent
-    from ledger import catalogue as ev
+    from ca.authority.policies import set_policy
 
-    if policy is not None:
-        policy = NamePolicy.from_json(policy).to_json()  # refuses a malformed policy
     runtime = open_runtime(home)
     try:
-        scope, provisioner_id = _scope(runtime, provisioner)
-        stream = ev.policy_stream(scope)
-        (event,) = runtime.store.append(
-            [
-                NewEvent(
-                    stream,
-                    ev.POLICY_SET,
-                    {"scope": scope, "provisioner_id": provisioner_id, "policy": policy},
-                )
-            ],
-            actor=actor("policy set" if policy is not None else "policy clear"),
-            expected={stream: runtime.store.stream_version(stream)},
-        )
+        command = "policy set" if policy is not None else "policy clear"
+        event = set_policy(runtime.store, provisioner, policy, actor=actor(command))
     finally:
         runtime.close()
     return event.position

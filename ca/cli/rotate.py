@@ -44,6 +44,12 @@ def rotate() -> None:
     type=click.Path(path_type=Path),
     help="Offline root: activate the certificate the root signed for the pending key.",
 )
+@click.option(
+    "--kms",
+    metavar="PKCS11_URI",
+    help="Create the new key in an HSM: 'pkcs11:token=LABEL;object=NEW_LABEL' (module and PIN"
+    " from the config's [pkcs11] table).",
+)
 @click.pass_obj
 def intermediate(
     home: Home,
@@ -51,16 +57,32 @@ def intermediate(
     root_password_file: Path | None,
     csr_out: Path | None,
     import_cert: Path | None,
+    kms: str | None,
 ) -> None:
     """Activate a new intermediate and retire the old one (`authority.key_activated/retired`)."""
     from ca.authority.rotation import import_rotation, rotate_with_root, write_rotation_csr
 
     if csr_out and import_cert:
         raise click.UsageError("--csr and --import are two separate steps")
+    if kms and (csr_out or import_cert):
+        raise click.UsageError("--kms needs the root key at hand: not with --csr or --import")
     runtime = open_runtime(home)
     try:
         if password_file is None and runtime.config.password_file:
             password_file = home.resolve(runtime.config.password_file)
+        if kms is not None:
+            # The new key needs no password; only the root's is asked for.
+            root_password, _ = obtain_password(
+                root_password_file or password_file, what="root key", new=False
+            )
+            rotated = rotate_with_root(
+                runtime, root_password=root_password, key_password=b"", kms=kms
+            )
+            click.echo(
+                f"intermediate {rotated.new_key_id[:16]} active; {rotated.old_key_id[:16]} retired"
+            )
+            click.echo(f"new key in the token: {rotated.key_uri}")
+            return
         key_password, _ = obtain_password(password_file, what="intermediate key", new=False)
         if csr_out is not None:
             pending = write_rotation_csr(runtime, csr_out, key_password=key_password)

@@ -75,6 +75,23 @@ def _redacted(url: str) -> str:
     help="Give the intermediate a CRL Distribution Point: where `ledgerca crl root` output"
     " will be published.",
 )
+@click.option(
+    "--kms",
+    metavar="PKCS11_URI",
+    help="Keep the intermediate key in an HSM: 'pkcs11:token=LABEL;object=LABEL' (RFC 7512);"
+    " created there unless the token has a key with that label.",
+)
+@click.option(
+    "--pkcs11-module",
+    metavar="PATH",
+    help="The PKCS#11 module for --kms, e.g. /usr/lib/softhsm/libsofthsm2.so (kept in the"
+    " config's [pkcs11] table).",
+)
+@click.option(
+    "--pin-file",
+    type=PasswordFile,
+    help="File (mode 0600) holding the token's user PIN, for --kms (kept in the config).",
+)
 @click.pass_obj
 def init(
     home: Home,
@@ -92,9 +109,14 @@ def init(
     intermediate_cert: Path | None,
     intermediate_key: Path | None,
     intermediate_crl_url: str | None,
+    kms: str | None,
+    pkcs11_module: str | None,
+    pin_file: Path | None,
 ) -> None:
     """Create a new CA: root, intermediate, first provisioner, home and ledger."""
     if intermediate_csr is not None:
+        if kms:
+            raise click.UsageError("--intermediate-csr writes a key file: it cannot use --kms")
         if not name:
             raise click.UsageError("--intermediate-csr needs --name")
         if intermediate_crl_url:
@@ -138,6 +160,9 @@ def init(
             intermediate_cert=intermediate_cert,
             intermediate_key=intermediate_key,
             intermediate_crl_url=intermediate_crl_url,
+            kms=kms,
+            pkcs11_module=pkcs11_module,
+            pin_file=pin_file,
         ),
         say=click.echo,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -198,8 +199,9 @@ class CRLPublisher:
 
     # -- the loop ------------------------------------------------------------------------
 
-    async def run(self) -> None:
-        """Check every `poll_interval`, forever; failures are logged and retried, slower."""
+    async def run(self, wake: asyncio.Event | None = None) -> None:
+        """Check every `poll_interval`, forever, and at once whenever `wake` is set (the
+        ledger head moved: PostgreSQL NOTIFY); failures are logged and retried, slower."""
         failures = 0
         poll = self.settings.poll_seconds
         while True:
@@ -210,7 +212,12 @@ class CRLPublisher:
                 failures += 1
                 log.error("crl publication failed", error=str(exc), failures=failures)
             delay = poll if failures == 0 else min(MAX_BACKOFF, poll * 2**failures)
-            await asyncio.sleep(delay)
+            if wake is None:
+                await asyncio.sleep(delay)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), delay)
+            wake.clear()
 
 
 def publisher_for(authority: Authority) -> CRLPublisher:

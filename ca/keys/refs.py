@@ -4,6 +4,8 @@ Events carry references, never key material (DESIGN §2). A reference is a small
 
     {"type": "file", "path": "secrets/intermediate_ca_key"}   an encrypted PKCS#8 file,
                                                               relative to the CA home
+    {"type": "pkcs11", "uri": "pkcs11:token=…;object=…;id=…"}  a key in an HSM (RFC 7512);
+                                                              module and PIN are local config
     {"type": "offline"}                                       not on this machine (a root)
 
 `load_signer` turns a reference into a `cryptography` private-key object, whatever backs it, so
@@ -15,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ca.errors import ConfigError, SignerError
+from ca.errors import CAError, ConfigError, SignerError
 from ca.home import Home
 from ca.keys.files import PrivateKey, load_private_key
+from ca.keys.pkcs11 import PKCS11Settings, load_key, pkcs11_ref
 
-__all__ = ["file_ref", "is_local", "load_signer"]
+__all__ = ["file_ref", "is_local", "load_signer", "pkcs11_ref"]
 
 
 def file_ref(path: str) -> dict[str, str]:
@@ -31,16 +34,25 @@ def is_local(home: Home, key_ref: Mapping[str, str]) -> bool:
     """True when this machine can sign with the referenced key."""
     if key_ref.get("type") == "file":
         return home.resolve(key_ref["path"]).exists()
-    return False
+    return key_ref.get("type") == "pkcs11"
 
 
 def load_signer(
-    home: Home, key_ref: Mapping[str, str], password: bytes, *, what: str
+    home: Home,
+    key_ref: Mapping[str, str],
+    password: bytes,
+    *,
+    what: str,
+    pkcs11: PKCS11Settings | None = None,
 ) -> PrivateKey:
     """The private key `key_ref` names, ready to sign; `what` names it in errors ("root key").
 
+    A PKCS#11 key needs no password: its module and PIN file come from `pkcs11`, else from the
+    `[pkcs11]` table of the home's config (or the URI's own module-path and pin-source).
+
     Raises ConfigError when the key cannot be found or read, PasswordError for a wrong
-    password, SignerError for a reference this build cannot sign with.
+    password or an unreadable PIN file, SignerError for a reference this build cannot sign
+    with or a token, key or PIN the HSM refuses.
     """
     kind = key_ref.get("type")
     if kind == "file":
@@ -50,4 +62,13 @@ def load_signer(
         except OSError as exc:
             raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
         return load_private_key(data, password, what=what)
+    if kind == "pkcs11":
+        if pkcs11 is None:
+            from ca.config import load_config
+
+            pkcs11 = load_config(home).pkcs11 or PKCS11Settings()
+        try:
+            return load_key(key_ref["uri"], pkcs11, home.path)
+        except CAError as exc:
+            raise type(exc)(f"the {what}: {exc.message}") from exc
     raise SignerError(f"the {what} is referenced as {kind!r}: it cannot sign on this machine")

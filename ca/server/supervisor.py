@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 from collections.abc import Callable
 from multiprocessing import get_context
@@ -12,13 +13,12 @@ from typing import Any
 from sqlalchemy import select
 
 from ca.authority.authority import Authority
-from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import write_public_file
 from ca.passwords import obtain_password
 from ca.runtime import Runtime, open_runtime
 from ca.server.certificate import ServerCertificate
-from ca.server.worker import ServeSettings, hypercorn_config, run_worker
+from ca.server.worker import ServeSettings, hypercorn_config, normalise_address, run_worker
 from projections.authority_keys import authority_keys
 
 Say = Callable[[str], None]
@@ -36,13 +36,6 @@ def client_ca_bundle(runtime: Runtime) -> bytes:
         return b"".join(pem.encode() for pem in pems if pem)
 
 
-def normalise_address(address: str) -> str:
-    host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
-        raise ConfigError(f"listen address {address!r} is not HOST:PORT")
-    return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 - ":9443" means every interface, as in step-ca
-
-
 def serve(
     home: Home,
     *,
@@ -52,6 +45,8 @@ def serve(
     body_limit: int,
     say: Say,
 ) -> int:
+    # A SIGHUP before the workers handle it (a reload) must not end the server.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     runtime = open_runtime(home)
     config = runtime.config
     if password_file is None and config.password_file:
@@ -64,6 +59,8 @@ def serve(
         workers=max(1, workers),
         body_limit=body_limit,
         password=password,
+        config=config,
+        started_at=authority.started_at,
     )
     server_cert = ServerCertificate(
         home, authority, config.dns_names, password, authority.server_cert_lifetime
@@ -101,8 +98,14 @@ def _supervise(settings: ServeSettings, sockets: Any) -> int:
     def stop(*_: object) -> None:
         shutdown.set()
 
+    def reload(*_: object) -> None:
+        for process in processes:  # each worker reloads its own live TLS context
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, reload)
     wait([p.sentinel for p in processes])
     # One worker ended: a clean shutdown ends them all, a crash takes the rest down too.
     shutdown.set()

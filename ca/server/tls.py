@@ -23,6 +23,24 @@ def tls_version(text: str) -> ssl.TLSVersion:
         raise ConfigError(f"TLS version {text!r} is not supported: use 1.2 or 1.3") from None
 
 
+def apply_protocol_settings(context: ssl.SSLContext, settings: TLSSettings) -> None:
+    """Versions and TLS 1.2 suites; on a live context they apply to the next handshake."""
+    minimum, maximum = tls_version(settings.min_version), tls_version(settings.max_version)
+    if minimum > maximum:
+        raise ConfigError("tls.min_version is above tls.max_version")
+    try:
+        # Only affects TLS 1.2; TLS 1.3 suites are all AEAD and fixed by OpenSSL.
+        context.set_ciphers(":".join(settings.cipher_suites))
+    except ssl.SSLError as exc:
+        raise ConfigError(
+            f"tls.cipher_suites: no usable cipher in {settings.cipher_suites}"
+        ) from exc
+    # Widen before narrowing, so the pair is never momentarily inverted (OpenSSL refuses).
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
+    context.maximum_version = maximum
+    context.minimum_version = minimum
+
+
 def server_context(
     settings: TLSSettings,
     *,
@@ -32,17 +50,7 @@ def server_context(
     password: bytes | None = None,
 ) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = tls_version(settings.min_version)
-    context.maximum_version = tls_version(settings.max_version)
-    if context.minimum_version > context.maximum_version:
-        raise ConfigError("tls.min_version is above tls.max_version")
-    try:
-        # Only affects TLS 1.2; TLS 1.3 suites are all AEAD and fixed by OpenSSL.
-        context.set_ciphers(":".join(settings.cipher_suites))
-    except ssl.SSLError as exc:
-        raise ConfigError(
-            f"tls.cipher_suites: no usable cipher in {settings.cipher_suites}"
-        ) from exc
+    apply_protocol_settings(context, settings)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_NO_RENEGOTIATION
     context.set_alpn_protocols(["h2", "http/1.1"])
     context.load_cert_chain(cert_file, key_file, password=password)

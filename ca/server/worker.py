@@ -4,6 +4,8 @@ and its background tasks (server certificate renewal, CRL publication)."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import ssl
 import sys
 from collections.abc import Awaitable, Callable
@@ -17,7 +19,7 @@ from typing import Any
 import structlog
 from hypercorn.asyncio.run import worker_serve
 from hypercorn.config import Config, Sockets
-from hypercorn.utils import check_multiprocess_shutdown_event, wrap_app
+from hypercorn.utils import wrap_app
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ca.api import crl as crl_api
@@ -25,14 +27,16 @@ from ca.api.app import create_app
 from ca.api.errors import error_response
 from ca.audit.checkpointer import checkpointer_for
 from ca.authority.authority import Authority
-from ca.config import CAConfig
+from ca.config import CAConfig, load_config, log_level
 from ca.crl.publisher import publisher_for
+from ca.errors import CAError, ConfigError
 from ca.home import Home
 from ca.logs import configure_logging
 from ca.runtime import open_runtime
 from ca.server import hypercorn_patches
 from ca.server.certificate import ServerCertificate
-from ca.server.tls import server_context
+from ca.server.tls import apply_protocol_settings, server_context
+from ledger.listener import HeadListener
 
 log = structlog.get_logger("ledgerca.server")
 
@@ -46,6 +50,18 @@ class ServeSettings:
     workers: int = 1
     body_limit: int = 64 * 1024
     password: bytes = field(default=b"", repr=False)
+    started_at: datetime | None = None
+    """When `serve` started: tokens issued before it are refused, by every worker alike."""
+    config: CAConfig | None = None
+    """The config the supervisor checked at start: workers never re-read a file that may
+    have been edited since (only a SIGHUP reload does, and refuses a broken one)."""
+
+
+def normalise_address(address: str) -> str:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise ConfigError(f"listen address {address!r} is not HOST:PORT")
+    return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 - ":9443" means every interface, as in step-ca
 
 
 class LedgerCAHypercornConfig(Config):
@@ -83,8 +99,6 @@ def hypercorn_config(
     hc = LedgerCAHypercornConfig(make_context)
     hc.bind = [settings.address]
     if config.crl.enabled and config.crl.insecure_address:
-        from ca.server.supervisor import normalise_address  # the supervisor imports us
-
         hc.insecure_bind = [normalise_address(config.crl.insecure_address)]
     hc.workers = settings.workers
     hc.accesslog = None
@@ -140,6 +154,31 @@ async def _client_ca_loop(authority: Authority, hc: LedgerCAHypercornConfig) -> 
             log.error("refreshing client CAs failed", error=str(exc))
 
 
+def reload_local_config(
+    settings: ServeSettings, hc: LedgerCAHypercornConfig, server_cert: ServerCertificate
+) -> None:
+    """SIGHUP: re-read `config/ca.toml` and apply what can change under a running listener —
+    TLS versions and suites, the server certificate files, the client CA bundle, the log
+    level — to the live context, so in-flight requests and open connections are untouched
+    and the next handshake sees the new settings. A bad file changes nothing."""
+    home = Home(settings.home)
+    try:
+        fresh = load_config(home)
+        level = log_level(fresh.log_level)
+        if hc.live_context is not None:
+            apply_protocol_settings(hc.live_context, fresh.tls)
+            server_cert.load_into(hc.live_context)
+            hc.live_context.load_verify_locations(cafile=str(home.certs_dir / "client_cas.pem"))
+        configure_logging(sys.stdout, level=level)
+    except (CAError, OSError, ssl.SSLError) as exc:
+        log.error("reload refused: the running configuration stays", error=str(exc))
+        return
+    if normalise_address(fresh.address) != settings.address:
+        log.warning("the listen address changes only on restart", configured=fresh.address)
+    log.warning("configuration reloaded", log_level=fresh.log_level,
+                tls_min=fresh.tls.min_version, tls_max=fresh.tls.max_version)  # fmt: skip
+
+
 class PlainHTTPOnlyCRL:
     """On the plain-HTTP listener (`crl.insecure_address`) only the CRL is served: CRL
     fetchers often cannot do TLS, and nothing else may ever go over plain HTTP."""
@@ -158,6 +197,16 @@ class PlainHTTPOnlyCRL:
         await self.app(scope, receive, send)
 
 
+async def _until_shutdown(shutdown_event: EventType, supervisor: int) -> None:
+    """Return when the supervisor asks for a shutdown, or when it is gone (killed with
+    SIGKILL, say): a worker must never go on serving for an instance that no longer exists."""
+    while not shutdown_event.is_set():
+        if os.getppid() != supervisor:
+            log.warning("the supervisor is gone: shutting down")
+            return
+        await asyncio.sleep(0.2)
+
+
 def run_worker(
     settings: ServeSettings,
     sockets: Sockets,
@@ -165,11 +214,15 @@ def run_worker(
     authority: Authority | None = None,
 ) -> None:
     """Entry point of a worker (a spawned process, or the supervisor itself with one worker)."""
+    # Until the event loop handles SIGHUP (a reload), it must not end the process.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     configure_logging(sys.stdout)
     hypercorn_patches.install()
     if authority is None:
-        authority = Authority(open_runtime(Home(settings.home)), settings.password)
+        runtime = open_runtime(Home(settings.home), config=settings.config)
+        authority = Authority(runtime, settings.password, started_at=settings.started_at)
     config = authority.runtime.config
+    configure_logging(sys.stdout, level=log_level(config.log_level))
     server_cert = ServerCertificate(
         Home(settings.home),
         authority,
@@ -178,15 +231,26 @@ def run_worker(
         authority.server_cert_lifetime,
     )
     hc = hypercorn_config(settings, config, server_cert)
+    # PostgreSQL: wake the followers as soon as any instance appends (LISTEN/NOTIFY).
+    listener = HeadListener(authority.runtime.engine)
     # The loop keeps only weak references to tasks: hold them here for the worker's life.
     tasks: set[asyncio.Task[None]] = set()
 
     def on_startup() -> None:
         loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, reload_local_config, settings, hc, server_cert)
+        log.info("worker ready", pid=os.getpid())
         tasks.add(loop.create_task(_renew_loop(server_cert, hc)))
         tasks.add(loop.create_task(_client_ca_loop(authority, hc)))
         if config.crl.enabled:
-            tasks.add(loop.create_task(publisher_for(authority).run()))
+            head_moved = asyncio.Event()
+
+            def wake(_position: int) -> None:
+                loop.call_soon_threadsafe(head_moved.set)
+
+            listener.subscribe(wake)
+            listener.start()
+            tasks.add(loop.create_task(publisher_for(authority).run(head_moved)))
             if hc.insecure_bind:
                 log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
         if config.checkpoint.enabled:
@@ -197,7 +261,7 @@ def run_worker(
     )
     trigger: Callable[..., Awaitable[Any]] | None = None
     if shutdown_event is not None:
-        trigger = partial(check_multiprocess_shutdown_event, shutdown_event, asyncio.sleep)
+        trigger = partial(_until_shutdown, shutdown_event, os.getppid())
     try:
         asyncio.run(
             worker_serve(
@@ -208,4 +272,5 @@ def run_worker(
             )
         )
     finally:
+        listener.close()
         authority.close()

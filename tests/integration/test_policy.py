@@ -20,8 +20,10 @@ from support.ca_server import (
 
 
 @pytest.fixture(scope="module")
-def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CAHome, RunningCA, RunningCA]]:
-    ca = init_ca(tmp_path_factory.mktemp("policy"))
+def pair(
+    tmp_path_factory: pytest.TempPathFactory, module_ca_database: str | None
+) -> Iterator[tuple[CAHome, RunningCA, RunningCA]]:
+    ca = init_ca(tmp_path_factory.mktemp("policy"), database=module_ca_database)
     first, second = start_ca(ca), None
     try:
         second = start_ca(ca, port=free_port())

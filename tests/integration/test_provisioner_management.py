@@ -36,8 +36,10 @@ def _sign(running: RunningCA, key: ECKey, kid: str, issuer: str, **body: str) ->
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> tuple[CAHome, RunningCA, RunningCA]:
-    ca = init_ca(tmp_path_factory.mktemp("prov"))
+def setup(
+    tmp_path_factory: pytest.TempPathFactory, module_ca_database: str | None
+) -> tuple[CAHome, RunningCA, RunningCA]:
+    ca = init_ca(tmp_path_factory.mktemp("prov"), database=module_ca_database)
     first = start_ca(ca)
     second = start_ca(ca, port=free_port())
     yield ca, first, second  # type: ignore[misc]

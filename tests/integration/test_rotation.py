@@ -87,9 +87,9 @@ def _key_events(ca: CAHome) -> list[dict[str, object]]:
 
 @pytest.mark.slow
 def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
-    tmp_path: Path,
+    tmp_path: Path, ca_database: str | None
 ) -> None:
-    ca = init_ca(tmp_path)
+    ca = init_ca(tmp_path, database=ca_database)
     first = start_ca(ca)
     second = start_ca(ca, port=free_port())
     try:

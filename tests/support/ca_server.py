@@ -120,7 +120,8 @@ class RunningCA:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         context = ssl.create_default_context(cafile=str(self.ca.root))
-        return httpx.Client(base_url=self.url, verify=context, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(base_url=self.url, verify=context, **kwargs)
 
     def stop(self) -> None:
         if self.process.poll() is None:

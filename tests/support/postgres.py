@@ -206,32 +206,8 @@ class PostgresServer:
         last: PostgresServerError | None = None
         for _ in range(START_ATTEMPTS):
             self.port = _free_port()
-            options = " ".join(
-                [
-                    "-c listen_addresses=127.0.0.1",
-                    f"-p {self.port}",
-                    f"-k {shlex.quote(str(self.socket_dir))}",
-                    "-c fsync=on",
-                    "-c max_connections=200",
-                ]
-            )
             log_size = self.log_file.stat().st_size if self.log_file.exists() else 0
-            proc = self._run(
-                [
-                    str(self.bin_dir / "pg_ctl"),
-                    "-D",
-                    str(self.data_dir),
-                    "-o",
-                    options,
-                    "-l",
-                    str(self.log_file),
-                    "-t",
-                    "60",
-                    "-w",
-                    "start",
-                ],
-                timeout=90,
-            )
+            proc = self._pg_ctl_start()
             if proc.returncode == 0:
                 self._running = True
                 return
@@ -241,6 +217,51 @@ class PostgresServer:
                 break
         assert last is not None
         raise last
+
+    def _pg_ctl_start(self) -> subprocess.CompletedProcess[str]:
+        options = " ".join(
+            [
+                "-c listen_addresses=127.0.0.1",
+                f"-p {self.port}",
+                f"-k {shlex.quote(str(self.socket_dir))}",
+                "-c fsync=on",
+                "-c max_connections=200",
+            ]
+        )
+        return self._run(
+            [
+                str(self.bin_dir / "pg_ctl"),
+                "-D",
+                str(self.data_dir),
+                "-o",
+                options,
+                "-l",
+                str(self.log_file),
+                "-t",
+                "60",
+                "-w",
+                "start",
+            ],
+            timeout=90,
+        )
+
+    # ------------------------------------------------------------------ outages
+    def halt(self) -> None:
+        """Stop the server (fast shutdown: open connections are cut), keeping its data."""
+        proc = self._run(
+            [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "fast", "-w", "stop"],
+            60,
+        )
+        if proc.returncode != 0:
+            raise self._fail("pg_ctl stop", proc)
+        self._running = False
+
+    def resume(self) -> None:
+        """Start a halted server again on the same port."""
+        proc = self._pg_ctl_start()
+        if proc.returncode != 0:
+            raise self._fail("pg_ctl start", proc)
+        self._running = True
 
     # ------------------------------------------------------------------ URLs and databases
     def url_for(self, dbname: str) -> str:

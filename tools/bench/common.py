@@ -104,8 +104,8 @@ def _wait_healthy(url: str, root: Path, process: subprocess.Popen[bytes], path: 
     raise RuntimeError("server did not come up")
 
 
-def start_server(ca: BenchCA, workers: int, log: Path) -> Server:
-    port = ca.port
+def start_server(ca: BenchCA, workers: int, log: Path, port: int | None = None) -> Server:
+    port = port or ca.port
     handle = log.open("ab")
     process = subprocess.Popen(
         [sys.executable, "-m", "ca", "--home", str(ca.home), "serve",

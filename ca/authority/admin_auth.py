@@ -1,0 +1,89 @@
+"""Who is calling the admin API: a client certificate or a bearer token, mapped to an admin.
+
+- mTLS: the TLS layer has checked the chain and validity; here the certificate must be one
+  this CA recorded, still unrevoked, issued through the admin's provisioner, with the admin's
+  subject as its common name or a SAN.
+- Token: a JWK token signed by the admin's provisioner key (`iss` the provisioner, `sub` the
+  admin subject, `aud` https://CA/admin or /1.0/admin), with step-ca's time rules. Admin
+  tokens authenticate a caller for their short life; they are not one-time tokens.
+
+The returned actor goes into every event the admin's request writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography import x509
+from sqlalchemy import select
+
+from ca.authority.admins import Admin, certificate_subjects, check_expiry, match
+from ca.authority.authority import Authority, RequestInfo
+from ca.errors import AuthError, PolicyError
+from ca.provisioners.jwk import audiences, peek, verify_token
+from projections.certificates import certificates
+
+
+@dataclass(frozen=True)
+class Caller:
+    admin: Admin
+    actor: dict[str, Any]
+
+    def require_super(self) -> None:
+        if not self.admin.is_super:
+            raise PolicyError("only a super admin may manage admins")
+
+
+def authenticate(
+    authority: Authority,
+    *,
+    peer: x509.Certificate | None,
+    bearer: str | None,
+    info: RequestInfo,
+) -> Caller:
+    snapshot = authority.snapshot()
+    now = authority.clock()
+    base = {
+        "request_id": info.request_id,
+        "remote_address": info.remote_address,
+        "instance": authority.instance,
+    }
+    if peer is not None:
+        check_expiry(peer, now)
+        serial = str(peer.serial_number)
+        with authority.runtime.engine.connect() as connection:
+            row = connection.execute(
+                select(
+                    certificates.c.certificate, certificates.c.status, certificates.c.provisioner_id
+                ).where(certificates.c.serial == serial)
+            ).one_or_none()
+        if row is None or x509.load_pem_x509_certificate(row.certificate.encode()) != peer:
+            raise AuthError("the client certificate was not issued by this CA")
+        if row.status != "valid":
+            raise AuthError("the admin's client certificate is revoked")
+        admin = match(
+            snapshot.admins,
+            provisioner_id=row.provisioner_id,
+            subjects=certificate_subjects(peer),
+        )
+        return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
+                              "via": "mtls", "client_serial": serial})  # fmt: skip
+    if bearer:
+        unverified = peek(bearer)
+        record = snapshot.by_issuer_kid.get(
+            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
+        )
+        if record is None or record.jwk is None:
+            raise AuthError("no provisioner for the admin token's issuer and key id")
+        token = verify_token(
+            bearer,
+            record.jwk,
+            accepted_audiences=audiences(authority.runtime.config.dns_names, "admin"),
+            now=now,
+            ca_started=authority.started_at,
+        )
+        admin = match(snapshot.admins, provisioner_id=record.id, subjects={token.subject})
+        return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
+                              "via": "token", "token_id": token.token_id})  # fmt: skip
+    raise AuthError("the admin API needs a client certificate or an admin token")
