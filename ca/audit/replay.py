@@ -12,6 +12,7 @@ from sqlalchemy import Connection, Engine, String, Table, create_engine, select
 from sqlalchemy.pool import StaticPool
 
 from ledger import EventStore, RecordedEvent
+from ledger.catalogue import ADMINS_STREAM
 from ledger.schema import events, ledger_head
 from projections.base import Projection, projection_positions
 from projections.runner import ALL
@@ -54,9 +55,16 @@ def replay(
     engine = memory_engine()
     tables = [t for p in projections for t in p.tables]
     tables[0].metadata.create_all(engine, tables=[*tables, projection_positions])
-    ledger_head.metadata.create_all(engine, tables=[ledger_head])
+    ledger_head.metadata.create_all(engine, tables=[ledger_head, events])
     with engine.begin() as target:
         target.execute(ledger_head.insert().values(id=1, position=until, hash="", recorded_at=None))
+        # Admins are a fold of their own stream (`ca.authority.admins`), read from `events`:
+        # carry that stream's prefix over, so the snapshot of the moment has its admins.
+        admin_rows = source.execute(
+            select(events).where(events.c.stream == ADMINS_STREAM, events.c.position <= until)
+        ).all()
+        if admin_rows:
+            target.execute(events.insert(), [dict(row._mapping) for row in admin_rows])
         for count, event in enumerate(read_events(store, source, until=until), start=1):
             for projection in projections:
                 projection.apply(target, event)
