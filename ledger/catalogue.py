@@ -31,6 +31,13 @@ crl.published            stream `crl/<issuer_key_id>`
     `expected` = the previous number, so two instances never publish one number twice.
     revoked_through: the ledger position whose revocations the CRL reflects.
     entries: how many revoked certificates it lists. der: base64 of the signed DER CRL.
+ssh.issued               stream `ssh/<serial>` (serial: uint64 as a decimal string)
+    {serial, cert_type: user | host, key_id, principals: [..], valid_after, valid_before,
+     extensions: [names], certificate: OpenSSH certificate line, public_key_fingerprint,
+     provisioner: {id, name, type} | null, issuer_key_id, token_id | null,
+     renewed_from | null, rekeyed_from | null}
+ssh.revoked              stream `ssh/<serial>`
+    {serial, reason_code, reason, revoked_at, provisioner | null, token_id | null}
 """
 
 from __future__ import annotations
@@ -45,6 +52,8 @@ POLICY_SET = "policy.set"
 X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
 CRL_PUBLISHED = "crl.published"
+SSH_ISSUED = "ssh.issued"
+SSH_REVOKED = "ssh.revoked"
 
 AUTHORITY_STREAM = "authority"
 
@@ -63,3 +72,7 @@ def x509_stream(serial: str) -> str:
 
 def crl_stream(issuer_key_id: str) -> str:
     return f"crl/{issuer_key_id}"
+
+
+def ssh_stream(serial: str) -> str:
+    return f"ssh/{serial}"
