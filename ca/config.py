@@ -109,6 +109,8 @@ class CAConfig:
     """A CRL Distribution Point for the leaves this CA issues (see `ca.crl.urls`)."""
     ocsp_url: str | None = None
     """An OCSP responder URL for the leaves' Authority Information Access."""
+    ssh_hosts_require_auth: bool = False
+    """Answer `/ssh/hosts` only to callers with an unrevoked client certificate of this CA."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
 

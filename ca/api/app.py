@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from ca.api import crl, lifecycle, ocsp, provisioners, roots, sign
+from ca.api import crl, lifecycle, ocsp, provisioners, roots, sign, ssh
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ca.authority.authority import Authority
@@ -38,6 +38,7 @@ def create_app(
         *lifecycle.routes,
         *crl.routes,
         *ocsp.routes,
+        *ssh.routes,
     ]
 
     @asynccontextmanager

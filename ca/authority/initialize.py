@@ -46,6 +46,7 @@ from ca.pki.profiles import (
     sign_intermediate_csr,
 )
 from ca.provisioners.jwk_keys import create_provisioner_key
+from ca.ssh.keys import ssh_key_events
 from ledger import EventStore, NewEvent, create_engine
 from ledger import catalogue as ev
 from projections.runner import Projections
@@ -69,6 +70,8 @@ class InitOptions:
     intermediate_key: Path | None = None
     intermediate_crl_url: str | None = None
     """A CRL Distribution Point for the intermediate: where the root's CRL is published."""
+    ssh: bool = False
+    """Also create the SSH user and host CA keys (`ca.ssh.keys`)."""
 
 
 @dataclass
@@ -256,6 +259,8 @@ def _build(staging: Home, home: Home, options: InitOptions, *, say: Say) -> Init
             "options": {},
         }),
     ]  # fmt: skip
+    if options.ssh:
+        events += ssh_key_events(staging.path, ca_password, options.key_type)
     # The embedded database is created inside the staging home and moves with it.
     engine_url = staging.database_url(database)
     engine = create_engine(engine_url)

@@ -75,6 +75,7 @@ def _redacted(url: str) -> str:
     help="Give the intermediate a CRL Distribution Point: where `ledgerca crl root` output"
     " will be published.",
 )
+@click.option("--ssh", is_flag=True, help="Also create the SSH user and host CA keys.")
 @click.pass_obj
 def init(
     home: Home,
@@ -92,6 +93,7 @@ def init(
     intermediate_cert: Path | None,
     intermediate_key: Path | None,
     intermediate_crl_url: str | None,
+    ssh: bool,
 ) -> None:
     """Create a new CA: root, intermediate, first provisioner, home and ledger."""
     if intermediate_csr is not None:
@@ -138,6 +140,7 @@ def init(
             intermediate_cert=intermediate_cert,
             intermediate_key=intermediate_key,
             intermediate_crl_url=intermediate_crl_url,
+            ssh=ssh,
         ),
         say=click.echo,
     )

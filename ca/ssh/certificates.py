@@ -172,7 +172,9 @@ _FOREVER = datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 def _moment(seconds: int) -> datetime:
     # OpenSSH writes "forever" as 2^64-1, beyond what a datetime holds.
-    return _FOREVER if seconds >= int(_FOREVER.timestamp()) else datetime.fromtimestamp(seconds, UTC)
+    return (
+        _FOREVER if seconds >= int(_FOREVER.timestamp()) else datetime.fromtimestamp(seconds, UTC)
+    )
 
 
 def times_of(certificate: SSHCertificate) -> tuple[datetime, datetime]:

@@ -40,6 +40,8 @@ __all__ = [
     "generate_ssh_key",
     "key_payload",
     "openssh_line",
+    "ssh_key_events",
+    "ssh_kty",
     "wire_b64",
     "write_ssh_key",
 ]
@@ -126,3 +128,17 @@ def activation_events(files: list[SSHKeyFiles]) -> list[NewEvent]:
         )
         for f in files
     ]
+
+
+def ssh_kty(x509_kty: str) -> str:
+    """The SSH CA key type for a CA whose X.509 keys are `x509_kty`: Ed25519 stays, else P-256."""
+    return "OKP" if x509_kty.upper() == "OKP" else "EC"
+
+
+def ssh_key_events(home_path: Path, password: bytes, x509_kty: str) -> list[NewEvent]:
+    """New user and host CA keys written under `home_path`, and their activation events."""
+    files = [
+        write_ssh_key(home_path, role, generate_ssh_key(ssh_kty(x509_kty)), password)
+        for role in ROLES
+    ]
+    return activation_events(files)

@@ -78,7 +78,7 @@ def verify_sshpop(
         certificate.verify_cert_signature()
     except (InvalidSignature, UnsupportedAlgorithm):
         raise AuthError("sshpop certificate signature does not verify") from None
-    signer = wire_b64(certificate.signature_key())  # type: ignore[arg-type]
+    signer = wire_b64(certificate.signature_key())
     if signer not in {wire_b64(key) for key in ca_keys}:
         raise AuthError("sshpop certificate was not signed by this CA's SSH keys")
     valid_after, valid_before = times_of(certificate)
@@ -90,7 +90,7 @@ def verify_sshpop(
     key = certificate.public_key()
     alg = header.get("alg")
     try:
-        allowed = _algorithms_for(key, "sshpop certificate")  # type: ignore[arg-type]
+        allowed = _algorithms_for(key, "sshpop certificate")
     except (ConfigError, AttributeError):
         raise AuthError("sshpop certificate key type cannot sign tokens") from None
     if not isinstance(alg, str) or alg not in allowed:
@@ -98,7 +98,7 @@ def verify_sshpop(
     if "crit" in header:
         raise AuthError("token has critical header parameters, which are not supported")
     try:
-        _verify_signature(token, alg, key)  # type: ignore[arg-type]
+        _verify_signature(token, alg, key)
     except AuthError:
         raise AuthError("token signature does not verify with the certificate's key") from None
 
