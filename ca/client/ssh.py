@@ -148,7 +148,11 @@ def sshpop_token(
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", SecurityWarning)
             return jws.serialize_compact(
-                header, json.dumps(claims, separators=(",", ":")).encode(), key, algorithms=[alg]
+                header,
+                json.dumps(claims, separators=(",", ":")).encode(),
+                key,
+                # `sshpop` is step's private header parameter.
+                registry=jws.JWSRegistry(algorithms=[alg], strict_check_header=False),
             )
     except (JoseError, ValueError) as exc:
         raise ConfigError(f"cannot sign the SSHPOP token: {exc}") from exc

@@ -83,9 +83,10 @@ def _agree(name: str, requested: str, granted: str) -> str:
 
 def merge_options(request: SSHOptions, token: SSHOptions, *, subject: str) -> SSHOptions:
     """The options to certify: the request's, within what the token grants."""
+    for asked in (request.cert_type, token.cert_type):
+        if asked not in ("", "user", "host"):
+            raise BadRequest(f"unknown certificate type {asked[:40]!r}: use 'user' or 'host'")
     cert_type = _agree("certType", request.cert_type, token.cert_type) or "user"
-    if cert_type not in ("user", "host"):
-        raise BadRequest(f"unknown certificate type {cert_type[:40]!r}: use 'user' or 'host'")
     principals = request.principals or token.principals
     if token.principals and request.principals:
         extra = sorted(set(request.principals) - set(token.principals))
