@@ -88,11 +88,11 @@ def merge_options(request: SSHOptions, token: SSHOptions, *, subject: str) -> SS
             raise BadRequest(f"unknown certificate type {asked[:40]!r}: use 'user' or 'host'")
     cert_type = _agree("certType", request.cert_type, token.cert_type) or "user"
     principals = request.principals or token.principals
+    _check_principal_syntax(principals)
     if token.principals and request.principals:
         extra = sorted(set(request.principals) - set(token.principals))
         if extra:
             raise PolicyError(f"principals {', '.join(extra)} are not in the token")
-    _check_principal_syntax(principals)
     return SSHOptions(
         cert_type=cert_type,
         key_id=_agree("keyID", request.key_id, token.key_id) or subject,

@@ -9,12 +9,16 @@ import socket
 import subprocess
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import SSHCertificate
 
+from ca.ssh.certificates import SSHRequest, build_certificate
 from support.ca_server import RunningCA, free_port, mint_token, provisioner_key
 
 SSHD = "/usr/sbin/sshd"
@@ -228,3 +232,30 @@ def ssh_run(
         timeout=60,
         check=False,
     )  # fmt: skip
+
+
+# -- certificates without a server -------------------------------------------------
+
+NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_certificate(
+    ca_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    subject_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    *,
+    serial: int = 1234,
+    cert_type: str = "host",
+    principals: tuple[str, ...] = ("web.internal",),
+    start: datetime = NOW - timedelta(hours=1),
+    lifetime: timedelta = timedelta(days=1),
+) -> SSHCertificate:
+    request = SSHRequest(
+        cert_type="host" if cert_type == "host" else "user",
+        key_id="test",
+        principals=principals,
+        valid_after=start,
+        valid_before=start + lifetime,
+    )
+    return build_certificate(
+        request, public_key=subject_key.public_key(), ca_key=ca_key, serial=serial
+    )
