@@ -34,6 +34,7 @@ from ca.ssh.certificates import (
     texts,
     times_of,
 )
+from ca.ssh.inventory import ca_keys
 from ca.ssh.issuance import SSHIssued, ca_key_for, ca_signer, record_issued, ssh_audiences
 from ca.ssh.sshpop import SSHPOPToken, verify_sshpop
 from ledger import NewEvent, format_time
@@ -74,12 +75,10 @@ def parse_ssh_serial(text: str) -> str:
     return str(value)
 
 
-def _active_ca_keys(authority: Authority) -> list[PublicKey]:
-    from cryptography.hazmat.primitives.serialization import load_pem_public_key
-
-    snapshot = authority.snapshot()
-    keys = [*snapshot.ssh_user_keys, *snapshot.ssh_host_keys]
-    return [load_pem_public_key(k.public_key_pem.encode()) for k in keys]  # type: ignore[misc]
+def _ca_keys(authority: Authority) -> list[PublicKey]:
+    # Retired keys too, so hosts renew into a rotated key. A certificate forged with a
+    # retired (say, leaked) key still fails: it must be the very one the ledger recorded.
+    return [k.public_key for k in ca_keys(authority.runtime.engine)]
 
 
 def _ours_and_current(authority: Authority, certificate: SSHCertificate) -> None:
@@ -104,7 +103,7 @@ def _sshpop(authority: Authority, ott: str, op: str) -> SSHPOPToken:
         raise BadRequest("missing ott")
     token = verify_sshpop(
         ott,
-        ca_keys=_active_ca_keys(authority),
+        ca_keys=_ca_keys(authority),
         accepted_audiences=ssh_audiences(authority.runtime.config.dns_names, op),
         now=authority.clock(),
     )
