@@ -322,6 +322,14 @@ def test_hosts_reflect_issuance_expiry_and_revocation_identically_on_two_instanc
     # Expiry: wait until the clock is past the brief certificate's validBefore.
     while time.time() < brief_cert.valid_before + 1:
         time.sleep(0.2)
+    # An expired host certificate cannot renew (SSHPOP), and the refusal appends nothing.
+    ca = pair[0]
+    before = event_count(ca)
+    expired = _sshpop(first, certificate_line(brief), key, "renew")
+    with first.client() as client:
+        refused = client.post("/1.0/ssh/renew", json={"ott": expired})
+    assert refused.status_code == 401 and event_count(ca) == before
+
     serial = str(parse_certificate(live).serial)
     token = ssh_token(second, key_id=serial, principals=[], op="ssh/revoke")
     with second.client() as client:
