@@ -101,9 +101,23 @@ def rotate(home: Home, role: str, password_file: Path | None, key_type: str) -> 
 
 @ssh.command()
 @click.option("--out", type=FilePath, required=True, help="Where to write the KRL.")
+@_ca_options
 @click.pass_obj
-def krl(home: Home, out: Path) -> None:
-    """Write the OpenSSH KRL of every revoked SSH certificate (for sshd's RevokedKeys)."""
+def krl(home: Home, out: Path, ca_url: str | None, root: Path | None) -> None:
+    """Write the OpenSSH KRL of every revoked SSH certificate (for sshd's RevokedKeys).
+
+    On the CA's machine it is built from the ledger; elsewhere (a client home, or with
+    --ca-url) it is fetched from the CA's `/ssh/krl`.
+    """
+    if ca_url is None and home.config_file.exists():
+        data, summary = _local_krl(home)
+    else:
+        data, summary = _remote_krl(home, ca_url, root)
+    write_public_file(out, data)
+    click.echo(f"{summary} written to {out}")
+
+
+def _local_krl(home: Home) -> tuple[bytes, str]:
     from ca.ssh.inventory import revoked_serials
     from ca.ssh.krl import build_krl
 
@@ -118,11 +132,22 @@ def krl(home: Home, out: Path) -> None:
         )
     finally:
         runtime.close()
-    write_public_file(out, data)
     count = sum(len(s) for s in revoked.by_ca_key.values())
-    click.echo(
-        f"KRL version {revoked.version} with {count} revoked certificate(s) written to {out}"
-    )
+    return data, f"KRL version {revoked.version} with {count} revoked certificate(s)"
+
+
+def _remote_krl(home: Home, ca_url: str | None, root: Path | None) -> tuple[bytes, str]:
+    from ca.client.session import check_response
+    from ca.ssh.krl import KRL_MAGIC
+
+    session = load_session(home, ca_url=ca_url, root=root)
+    with reaching(session.ca_url), session.http() as http:
+        response = http.get("/1.0/ssh/krl")
+        if response.status_code != 200:
+            check_response(response)
+    if not response.content.startswith(KRL_MAGIC):
+        raise ConfigError(f"the CA at {session.ca_url} sent something that is not a KRL")
+    return response.content, f"KRL from {session.ca_url}"
 
 
 # -- client verbs --------------------------------------------------------------------------

@@ -146,10 +146,17 @@ def test_sshd_lets_a_user_in_with_a_ledgerca_certificate_and_refuses_it_once_rev
     assert refused.returncode != 0
     assert "revoked" in site.sshd.output().lower()
 
-    # Another user's certificate is unaffected by the KRL, served over HTTP as well.
+    # A host fetches the same KRL from the CA (`ssh krl` in a client home, over HTTPS);
+    # another user's certificate is unaffected by it.
     other_key, other_cert = site.user_certificate("root-login-2", "root")
-    with site.running.client() as client:
-        site.krl.write_bytes(client.get("/1.0/ssh/krl").content)
+    site.krl.unlink()
+    site.client("ssh", "krl", "--out", str(site.krl))
+    assert (
+        "REVOKED"
+        in subprocess.run(
+            [SSH_KEYGEN, "-Q", "-f", str(site.krl), str(cert)], capture_output=True, text=True
+        ).stdout
+    )
     again = ssh_run(
         site.sshd, identity=other_key, certificate=other_cert, known_hosts=site.known_hosts
     )
