@@ -7,7 +7,7 @@ import base64
 import json
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -104,8 +104,12 @@ def test_a_user_certificate_says_what_was_requested_as_ssh_keygen_reads_it(
         "permit-user-rc",
     ):
         assert extension in shown.split("Extensions:")[1]
+    valid = next(line for line in shown.splitlines() if "Valid:" in line).split()
+    start, end = (datetime.fromisoformat(valid[i]) for i in (2, 4))
+    assert end - start == timedelta(hours=8, minutes=1)  # 8h as requested, backdated 1m
+    assert start <= datetime.now(UTC).replace(tzinfo=None) <= end  # keygen_list prints UTC
     parsed = parse_certificate(cert.read_text())
-    assert parsed.valid_before - parsed.valid_after == 8 * 3600 + 60  # 8h, backdated 1m
+    assert parsed.valid_before - parsed.valid_after == 8 * 3600 + 60
     assert 0 < parsed.serial < 2**64
     with first.client() as client:
         roots = client.get("/1.0/ssh/roots").json()

@@ -127,6 +127,7 @@ def keygen_list(certificate_file: Path) -> str:
         check=True,
         capture_output=True,
         text=True,
+        env={**os.environ, "TZ": "UTC"},  # it prints validity in local time
     ).stdout
 
 
