@@ -138,6 +138,8 @@ class CAConfig:
     """An OCSP responder URL for the leaves' Authority Information Access."""
     log_level: str = "info"
     """debug, info, warning or error; reloaded on SIGHUP."""
+    ssh_hosts_require_auth: bool = False
+    """Answer `/ssh/hosts` only to callers with an unrevoked client certificate of this CA."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)

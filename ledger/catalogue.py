@@ -41,6 +41,13 @@ ledger.checkpoint        stream `ledger/checkpoint`
     always the checkpoint's own position - 1 (see `ledger.merkle`, `ca.audit.checkpoints`).
     number: the stream version, appended with `expected` = number - 1, as for CRLs.
     signature: base64 of the ledger key's signature over the checkpoint statement.
+ssh.issued               stream `ssh/<serial>` (serial: uint64 as a decimal string)
+    {serial, cert_type: user | host, key_id, principals: [..], valid_after, valid_before,
+     extensions: [names], certificate: OpenSSH certificate line, public_key_fingerprint,
+     provisioner: {id, name, type} | null, issuer_key_id, token_id | null,
+     renewed_from | null, rekeyed_from | null}
+ssh.revoked              stream `ssh/<serial>`
+    {serial, reason_code, reason, revoked_at, provisioner | null, token_id | null}
 """
 
 from __future__ import annotations
@@ -58,6 +65,8 @@ X509_ISSUED = "x509.issued"
 X509_REVOKED = "x509.revoked"
 CRL_PUBLISHED = "crl.published"
 LEDGER_CHECKPOINT = "ledger.checkpoint"
+SSH_ISSUED = "ssh.issued"
+SSH_REVOKED = "ssh.revoked"
 
 AUTHORITY_STREAM = "authority"
 CHECKPOINT_STREAM = "ledger/checkpoint"
@@ -78,3 +87,7 @@ def x509_stream(serial: str) -> str:
 
 def crl_stream(issuer_key_id: str) -> str:
     return f"crl/{issuer_key_id}"
+
+
+def ssh_stream(serial: str) -> str:
+    return f"ssh/{serial}"

@@ -20,6 +20,8 @@ from projections import (
     crls,
     policies,
     provisioners,
+    ssh_certificates,
+    ssh_hosts,
     used_tokens,
 )
 from projections.base import Mode, Projection, projection_positions
@@ -32,6 +34,8 @@ ALL: tuple[Projection, ...] = (
     crls.projection,
     policies.projection,
     activity.projection,
+    ssh_certificates.projection,
+    ssh_hosts.projection,
 )
 
 Progress = Callable[[int, int], None]

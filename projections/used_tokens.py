@@ -57,5 +57,10 @@ projection = Projection(
     name="used_tokens",
     mode=Mode.INLINE,
     tables=(used_tokens,),
-    handlers={ev.X509_ISSUED: _spend, ev.X509_REVOKED: _spend},
+    handlers={
+        ev.X509_ISSUED: _spend,
+        ev.X509_REVOKED: _spend,
+        ev.SSH_ISSUED: _spend,
+        ev.SSH_REVOKED: _spend,
+    },
 )

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from ca.api import admin, crl, ledger, lifecycle, ocsp, provisioners, roots, sign
+from ca.api import admin, crl, ledger, lifecycle, ocsp, provisioners, roots, sign, ssh
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ca.authority.authority import Authority
@@ -40,6 +40,7 @@ def create_app(
         *ocsp.routes,
         *ledger.routes,
         *admin.routes,
+        *ssh.routes,
     ]
 
     @asynccontextmanager

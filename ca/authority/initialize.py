@@ -49,6 +49,7 @@ from ca.pki.profiles import (
     sign_intermediate_csr,
 )
 from ca.provisioners.jwk_keys import create_provisioner_key
+from ca.ssh.keys import ssh_key_events
 from ledger import EventStore, NewEvent, create_engine
 from ledger import catalogue as ev
 from projections.runner import Projections
@@ -77,6 +78,8 @@ class InitOptions:
     pkcs11_module: str | None = None
     pin_file: Path | None = None
     """The token's PIN file (recorded in the config for `serve`)."""
+    ssh: bool = False
+    """Also create the SSH user and host CA keys (`ca.ssh.keys`)."""
 
     def pkcs11_settings(self) -> PKCS11Settings | None:
         if self.kms is None:
@@ -315,6 +318,8 @@ def _build(
         }),
         activation_event(ledger_key.public_key(), ledger_key_ref),
     ]  # fmt: skip
+    if options.ssh:
+        events += ssh_key_events(staging.path, ca_password, options.key_type)
     # The embedded database is created inside the staging home and moves with it.
     engine_url = staging.database_url(database)
     engine = create_engine(engine_url)

@@ -32,6 +32,7 @@ class ActiveKey:
     certificate: x509.Certificate | None
     certificate_pem: str | None
     key_ref: dict[str, str]
+    public_key_pem: str = ""
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,9 @@ class Snapshot:
     """Name policies by scope: `authority` or `provisioner/<id>`."""
     by_issuer_kid: dict[tuple[str, str], ProvisionerRecord] = field(default_factory=dict)
     by_kid: dict[str, ProvisionerRecord] = field(default_factory=dict)
+    ssh_user_keys: tuple[ActiveKey, ...] = ()
+    """Active SSH user CA keys, oldest first; the newest signs."""
+    ssh_host_keys: tuple[ActiveKey, ...] = ()
 
     @property
     def intermediate(self) -> ActiveKey:
@@ -94,6 +98,7 @@ def load_snapshot(connection: Connection) -> Snapshot:
             ),
             certificate_pem=row.certificate,
             key_ref=json.loads(row.key_ref),
+            public_key_pem=row.public_key,
         )
         for row in keys
     ]
@@ -133,6 +138,8 @@ def load_snapshot(connection: Connection) -> Snapshot:
         root_fingerprint=who.root_fingerprint,
         roots=tuple(k for k in active if k.role == "x509_root"),
         intermediates=tuple(k for k in active if k.role == "x509_intermediate"),
+        ssh_user_keys=tuple(k for k in active if k.role == "ssh_user"),
+        ssh_host_keys=tuple(k for k in active if k.role == "ssh_host"),
         provisioners=tuple(records),
         by_issuer_kid={(r.name, r.kid): r for r in records if r.kid},
         by_kid={r.kid: r for r in records if r.kid},

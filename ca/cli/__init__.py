@@ -71,4 +71,5 @@ from ca.cli import (  # noqa: E402, F401
     rotate,
     serve,
     setup,
+    ssh,
 )

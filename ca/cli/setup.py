@@ -92,6 +92,7 @@ def _redacted(url: str) -> str:
     type=PasswordFile,
     help="File (mode 0600) holding the token's user PIN, for --kms (kept in the config).",
 )
+@click.option("--ssh", is_flag=True, help="Also create the SSH user and host CA keys.")
 @click.pass_obj
 def init(
     home: Home,
@@ -112,6 +113,7 @@ def init(
     kms: str | None,
     pkcs11_module: str | None,
     pin_file: Path | None,
+    ssh: bool,
 ) -> None:
     """Create a new CA: root, intermediate, first provisioner, home and ledger."""
     if intermediate_csr is not None:
@@ -163,6 +165,7 @@ def init(
             kms=kms,
             pkcs11_module=pkcs11_module,
             pin_file=pin_file,
+            ssh=ssh,
         ),
         say=click.echo,
     )

@@ -54,6 +54,7 @@ class Workload:
     revoked_serials: list[str] = field(default_factory=list)
     provisioners: dict[str, dict[str, str]] = field(default_factory=dict)
     issuer_key_id: str = ""
+    ssh_serials: list[str] = field(default_factory=list)
 
     def _id(self, bits: int = 128) -> str:
         return f"{self.rng.getrandbits(bits):0{bits // 4}x}"
@@ -213,6 +214,50 @@ class Workload:
             {"scope": scope, "provisioner_id": provisioner_id, "policy": policy},
         )
 
+    def ssh_issued(self, cert_type: str, *, renewed_from: str | None = None) -> NewEvent:
+        serial = str(self.rng.getrandbits(64) | 1)
+        self.ssh_serials.append(serial)
+        host = f"node-{self.rng.randrange(1000)}.internal.example"
+        principals = [host, host.split(".")[0]] if cert_type == "host" else ["alice", "ops"]
+        valid_after = START + timedelta(minutes=len(self.ssh_serials) * 5)
+        span = timedelta(days=30) if cert_type == "host" else timedelta(hours=16)
+        provisioner = dict(sorted(self.provisioners.items())[0][1]) if self.provisioners else None
+        return self._event(
+            ev.ssh_stream(serial),
+            ev.SSH_ISSUED,
+            {
+                "serial": serial,
+                "cert_type": cert_type,
+                "key_id": principals[0],
+                "principals": principals,
+                "valid_after": format_time(valid_after),
+                "valid_before": format_time(valid_after + span),
+                "extensions": [] if cert_type == "host" else ["permit-pty"],
+                "certificate": f"ecdsa-sha2-nistp256-cert-v01@openssh.com {self._b64(200)}",
+                "public_key_fingerprint": f"SHA256:{self._b64(32)}",
+                "provisioner": provisioner,
+                "issuer_key_id": self.issuer_key_id,
+                "token_id": self._id() if provisioner else None,
+                "renewed_from": renewed_from,
+                "rekeyed_from": None,
+            },
+        )
+
+    def ssh_revoked(self, serial: str) -> NewEvent:
+        revoked_at = START + timedelta(minutes=len(self.ssh_serials) * 5 + 2)
+        return self._event(
+            ev.ssh_stream(serial),
+            ev.SSH_REVOKED,
+            {
+                "serial": serial,
+                "reason_code": 1,
+                "reason": "keyCompromise",
+                "revoked_at": format_time(revoked_at),
+                "provisioner": None,
+                "token_id": None,
+            },
+        )
+
     def crl_published(self, issuer_key_id: str, number: int) -> NewEvent:
         this_update = START + timedelta(hours=16 * number)
         return self._event(
@@ -285,6 +330,13 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     # Issued and revoked in one append: the revocation sees the row its neighbour wrote.
     serial = str(work.rng.getrandbits(128) | 1)
     store.append([work.issued(serial), work.revoked(serial)])
+    # SSH: user and host certificates, a renewal, revocations (one in the issuing append).
+    ssh = [work.ssh_issued("host" if n % 3 else "user") for n in range(12)]
+    append_in_groups(list(ssh))
+    store.append([work.ssh_issued("host", renewed_from=ssh[1].data["serial"])])
+    store.append([work.ssh_revoked(ssh[1].data["serial"]), work.ssh_revoked(ssh[3].data["serial"])])
+    fresh = work.ssh_issued("host")
+    store.append([fresh, work.ssh_revoked(fresh.data["serial"])])
     return work
 
 
@@ -318,7 +370,7 @@ def test_every_projection_rebuilt_from_zero_equals_its_live_state(
     store: EventStore, worked: Workload
 ) -> None:
     types = Counter(e.type for e in store.read())
-    assert len(types) == 10 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
+    assert len(types) == 12 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
     projections = caught_up(store)
     for projection in projections.all:
         live = snapshot(store.engine, projection)
@@ -364,6 +416,17 @@ CORRUPTIONS = {
     "crls": [
         "UPDATE crls SET number = number - 1, next_update = '2099-01-01T00:00:00.000000Z'",
         "DELETE FROM crls WHERE number = (SELECT min(number) FROM crls)",
+    ],
+    "ssh_certificates": [
+        "UPDATE ssh_certificates SET status = 'valid', revoked_at = NULL",
+        "DELETE FROM ssh_certificates WHERE serial ="
+        " (SELECT min(serial) FROM ssh_certificates WHERE cert_type = 'user')",
+    ],
+    "ssh_hosts": [
+        "DELETE FROM ssh_hosts WHERE serial = (SELECT min(serial) FROM ssh_hosts)",
+        "INSERT INTO ssh_hosts (principal, serial, valid_after, valid_before, issued_position)"
+        " VALUES ('revoked.example', '1', '2031-01-01T00:00:00.000000Z',"
+        " '2099-01-01T00:00:00.000000Z', 1)",
     ],
     "activity": [
         "UPDATE activity SET events = events + 5",
@@ -569,6 +632,19 @@ def test_a_token_spent_once_is_refused_the_second_time_and_writes_nothing(
     spent = next(store.read(types=[ev.X509_ISSUED])).data["token_id"]
     assert spent
     _refused(store, [ca.revoked(ca.serials[0], token_id=spent)], "token already used")
+
+
+def test_a_revoked_ssh_certificate_cannot_renew_or_be_revoked_again_and_nothing_is_written(
+    store: EventStore, ca: Workload
+) -> None:
+    host = ca.ssh_issued("host")
+    serial = host.data["serial"]
+    store.append([host, ca.ssh_revoked(serial)])
+    _refused(store, [ca.ssh_issued("host", renewed_from=serial)], "has been revoked")
+    _refused(store, [ca.ssh_revoked(serial)], "already revoked")
+    _refused(store, [ca.ssh_revoked("4242")], "never issued")
+    again = {**host.data, "token_id": None}
+    _refused(store, [NewEvent(host.stream, host.type, again)], "already issued")
 
 
 def test_one_refused_event_refuses_its_whole_append(store: EventStore, ca: Workload) -> None:

@@ -1,0 +1,242 @@
+"""The SSH routes, as step-ca speaks them, plus `GET /ssh/krl`.
+
+`/ssh/sign`, `/ssh/renew`, `/ssh/rekey` answer 201 `{"crt": "<base64 certificate>"}`;
+`/ssh/revoke` 200 `{"status":"ok"}`; keys and certificates travel as std-base64 OpenSSH
+blobs. The logic lives in `ca.ssh`; refusals use step-ca's error body.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ca.api.endpoint import context_of, endpoint
+from ca.api.errors import error_response
+from ca.api.responses import json_response
+from ca.api.sign import read_json, request_info
+from ca.authority.authority import Authority
+from ca.authority.lifecycle import RevokeRequest, check_reason_code
+from ca.errors import AuthError, BadRequest
+from ca.keys.files import PublicKey
+from ca.server.peer import client_certificate
+from ca.ssh import config as ssh_config
+from ca.ssh import inventory, issuance, lifecycle
+from ca.ssh.certificates import certificate_line
+from ca.ssh.issuance import SSHIssued
+from ca.ssh.keys import wire_b64
+from ca.ssh.krl import build_krl
+from ca.ssh.options import read_options
+from projections.certificates import certificates
+
+
+def _authority(request: Request) -> Authority:
+    authority: Authority = request.app.state.authority
+    return authority
+
+
+def _string(body: dict[str, Any], name: str) -> str:
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+def _issued(request: Request, issued: SSHIssued) -> Response:
+    context_of(request).fields.update(
+        provisioner=issued.provisioner, serial=issued.serial, position=issued.position
+    )
+    return json_response({"crt": certificate_line(issued.certificate).split()[1]}, 201)
+
+
+@endpoint
+async def sign(request: Request) -> Response:
+    body = await read_json(request)
+    sign_request = issuance.SSHSignRequest(
+        public_key=_string(body, "publicKey"),
+        ott=_string(body, "ott"),
+        options=read_options(body, "request"),
+    )
+    issued = await run_in_threadpool(
+        issuance.sign, _authority(request), sign_request, request_info(request)
+    )
+    return _issued(request, issued)
+
+
+@endpoint
+async def renew(request: Request) -> Response:
+    body = await read_json(request)
+    issued = await run_in_threadpool(
+        lifecycle.renew, _authority(request), _string(body, "ott"), request_info(request)
+    )
+    return _issued(request, issued)
+
+
+@endpoint
+async def rekey(request: Request) -> Response:
+    body = await read_json(request)
+    issued = await run_in_threadpool(
+        lifecycle.rekey,
+        _authority(request),
+        _string(body, "ott"),
+        _string(body, "publicKey"),
+        request_info(request),
+    )
+    return _issued(request, issued)
+
+
+@endpoint
+async def revoke(request: Request) -> Response:
+    body = await read_json(request)
+    passive = body.get("passive", True)
+    if not isinstance(passive, bool):
+        raise BadRequest("passive must be true or false")
+    revoke_request = RevokeRequest(
+        serial=_string(body, "serial"),
+        ott=_string(body, "ott"),
+        reason_code=check_reason_code(body.get("reasonCode")),
+        reason=_string(body, "reason"),
+        passive=passive,
+    )
+    revoked = await run_in_threadpool(
+        lifecycle.revoke, _authority(request), revoke_request, request_info(request)
+    )
+    context_of(request).fields.update(serial=revoked.serial, position=revoked.position)
+    return json_response({"status": "ok"})
+
+
+def _keys(keys: Any) -> list[PublicKey]:
+    return [load_pem_public_key(k.public_key_pem.encode()) for k in keys]  # type: ignore[misc]
+
+
+@endpoint
+async def roots(request: Request) -> Response:
+    snapshot = _authority(request).snapshot()
+    user = [wire_b64(k) for k in _keys(snapshot.ssh_user_keys)]
+    host = [wire_b64(k) for k in _keys(snapshot.ssh_host_keys)]
+    return _key_response(user, host)
+
+
+@endpoint
+async def federation(request: Request) -> Response:
+    # Retired keys too: certificates they signed stay trusted until they expire.
+    records = await run_in_threadpool(inventory.ca_keys, _authority(request).runtime.engine)
+    user = [wire_b64(k.public_key) for k in records if k.role == "ssh_user"]
+    host = [wire_b64(k.public_key) for k in records if k.role == "ssh_host"]
+    return _key_response(user, host)
+
+
+def _key_response(user: list[str], host: list[str]) -> Response:
+    if not user and not host:
+        return error_response(404)
+    body: dict[str, list[str]] = {}
+    if user:
+        body["userKey"] = user
+    if host:
+        body["hostKey"] = host
+    return json_response(body)
+
+
+def _check_caller(request: Request, authority: Authority) -> None:
+    """With `ssh_hosts_require_auth`, only holders of an unrevoked certificate of ours."""
+    if not authority.runtime.config.ssh_hosts_require_auth:
+        return
+    try:
+        peer = client_certificate(request.scope)
+    except ValueError:
+        peer = None
+    if peer is None:
+        raise AuthError("listing SSH hosts needs a client certificate issued by this CA")
+    with authority.runtime.engine.connect() as connection:
+        status = connection.execute(
+            certificates.select()
+            .with_only_columns(certificates.c.status)
+            .where(certificates.c.serial == str(peer.serial_number))
+        ).scalar_one_or_none()
+    if status != "valid":
+        raise AuthError("the client certificate is unknown or revoked")
+
+
+@endpoint
+async def hosts(request: Request) -> Response:
+    authority = _authority(request)
+    await run_in_threadpool(_check_caller, request, authority)
+    names = await run_in_threadpool(
+        inventory.active_hosts, authority.runtime.engine, authority.clock()
+    )
+    return json_response(
+        {"hosts": [{"hid": "", "host_tags": [], "hostname": name} for name in names]}
+    )
+
+
+@endpoint
+async def check_host(request: Request) -> Response:
+    body = await read_json(request)
+    if _string(body, "type") not in ("", "host"):
+        raise BadRequest("type must be 'host'")
+    principal = _string(body, "principal")
+    if not principal:
+        raise BadRequest("missing principal")
+    authority = _authority(request)
+    found = await run_in_threadpool(
+        inventory.active_hosts, authority.runtime.engine, authority.clock(), principal
+    )
+    return json_response({"exists": bool(found)})
+
+
+@endpoint
+async def config(request: Request) -> Response:
+    body = await read_json(request)
+    kind = request.path_params.get("type") or _string(body, "type") or "user"
+    data = body.get("data") or {}
+    if not isinstance(data, dict):
+        raise BadRequest("data must be an object")
+    snapshot = _authority(request).snapshot()
+    if kind == "user":
+        templates = ssh_config.user_templates(_keys(snapshot.ssh_host_keys), data)
+        return json_response({"userTemplates": [t.to_json() for t in templates]})
+    if kind == "host":
+        templates = ssh_config.host_templates(_keys(snapshot.ssh_user_keys), data)
+        return json_response({"hostTemplates": [t.to_json() for t in templates]})
+    raise BadRequest(f"unsupported type {kind[:20]!r}: use 'user' or 'host'")
+
+
+@endpoint
+async def krl(request: Request) -> Response:
+    authority = _authority(request)
+    revoked = await run_in_threadpool(inventory.revoked_serials, authority.runtime.engine)
+    body = build_krl(
+        revoked.by_ca_key,
+        version=revoked.version,
+        generated=datetime.now(UTC),
+        comment=f"{authority.runtime.config.name} SSH KRL",
+    )
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={"Content-Disposition": 'attachment; filename="ssh.krl"'},
+    )
+
+
+routes = [
+    Route("/ssh/sign", sign, methods=["POST"]),
+    Route("/sign-ssh", sign, methods=["POST"]),
+    Route("/ssh/renew", renew, methods=["POST"]),
+    Route("/ssh/rekey", rekey, methods=["POST"]),
+    Route("/ssh/revoke", revoke, methods=["POST"]),
+    Route("/ssh/roots", roots, methods=["GET"]),
+    Route("/ssh/federation", federation, methods=["GET"]),
+    Route("/ssh/hosts", hosts, methods=["GET"]),
+    Route("/ssh/get-hosts", hosts, methods=["GET"]),
+    Route("/ssh/check-host", check_host, methods=["POST"]),
+    Route("/ssh/config", config, methods=["POST"]),
+    Route("/ssh/config/{type}", config, methods=["POST"]),
+    Route("/ssh/krl", krl, methods=["GET"]),
+]

@@ -1,0 +1,218 @@
+"""SSH issuance: the X.509 pipeline, for OpenSSH certificates.
+
+authenticate (JWK one-time token with `step.ssh` claims) → authorize (token options,
+claims, principal policies) → build and sign with the active user or host CA key → record
+(`ssh.issued` through the authority's group committer, the token spent in the same
+transaction) → respond. A certificate leaves only after its event committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives.serialization import SSHCertificate
+
+from ca.authority.authority import Authority, RequestInfo
+from ca.authority.state import ActiveKey, Snapshot
+from ca.errors import AuthError, BadRequest, CAError, ConfigError
+from ca.keys.files import PrivateKey
+from ca.keys.ids import key_id
+from ca.pki.claims import Claims
+from ca.provisioners.jwk import audiences, peek, verify_token
+from ca.ssh.certificates import (
+    DEFAULT_USER_EXTENSIONS,
+    CertType,
+    SSHRequest,
+    build_certificate,
+    cert_type_of,
+    certificate_line,
+    new_ssh_serial,
+    parse_public_key,
+    texts,
+    times_of,
+)
+from ca.ssh.keys import fingerprint
+from ca.ssh.options import SSHOptions, check_principals, merge_options, token_options
+from ca.ssh.validity import ssh_validity
+from ledger import NewEvent, format_time
+from ledger import catalogue as ev
+from projections.ssh_certificates import SSHCertificateRevoked, UnknownSSHCertificate
+from projections.used_tokens import TokenAlreadyUsed
+
+__all__ = [
+    "SSHIssued",
+    "SSHNotEnabled",
+    "SSHSignRequest",
+    "ca_key_for",
+    "record_issued",
+    "sign",
+    "ssh_audiences",
+]
+
+
+class SSHNotEnabled(CAError):
+    """No SSH CA key of the needed kind is active (`ledgerca ssh init` creates them)."""
+
+    status = 501
+
+
+@dataclass(frozen=True)
+class SSHSignRequest:
+    """`POST /ssh/sign`'s body, its types already checked."""
+
+    public_key: str
+    ott: str
+    options: SSHOptions
+
+
+@dataclass(frozen=True)
+class SSHIssued:
+    certificate: SSHCertificate
+    serial: str
+    provisioner: str | None
+    position: int
+
+
+def ssh_audiences(dns_names: Iterable[str], op: str) -> frozenset[str]:
+    """Accepted audiences for `ssh/<op>`; sign tokens may also name the X.509 sign URLs."""
+    names = tuple(dns_names)
+    accepted = audiences(names, f"ssh/{op}")
+    if op == "sign":
+        accepted |= audiences(names, "sign")
+    return accepted
+
+
+def ca_key_for(snapshot: Snapshot, cert_type: CertType) -> ActiveKey:
+    keys = snapshot.ssh_user_keys if cert_type == "user" else snapshot.ssh_host_keys
+    if not keys:
+        raise SSHNotEnabled(
+            f"this CA has no SSH {cert_type} key: run `ledgerca ssh init` to create the SSH CA"
+        )
+    return keys[-1]
+
+
+def ca_signer(authority: Authority, key: ActiveKey) -> PrivateKey:
+    private = authority.signing_key(key)
+    if key_id(private.public_key()) != key.key_id:
+        raise ConfigError(f"the key at {key.key_ref} is not the active {key.role} key")
+    return private
+
+
+def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SSHIssued:
+    now = authority.clock()
+    snapshot = authority.snapshot()
+    public_key = parse_public_key(request.public_key)
+    if not request.ott:
+        raise BadRequest("missing ott")
+    unverified = peek(request.ott)
+    record = snapshot.by_issuer_kid.get(
+        (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
+    )
+    if record is None or record.jwk is None:
+        raise AuthError("no provisioner for the token's issuer and key id")
+    token = verify_token(
+        request.ott,
+        record.jwk,
+        accepted_audiences=ssh_audiences(authority.runtime.config.dns_names, "sign"),
+        now=now,
+        ca_started=authority.started_at,
+    )
+    options = merge_options(request.options, token_options(token.claims), subject=token.subject)
+    cert_type: CertType = "host" if options.cert_type == "host" else "user"
+    claims = Claims.from_json(None, record.claims)
+    valid_after, valid_before = ssh_validity(
+        claims,
+        cert_type,
+        now=now,
+        valid_after=options.valid_after,
+        valid_before=options.valid_before,
+    )
+    check_principals(
+        cert_type,
+        options.principals,
+        authority_policy=snapshot.policies.get("authority"),
+        provisioner_policy=snapshot.policies.get(f"provisioner/{record.id}"),
+        provisioner_name=record.name,
+    )
+    issuer = ca_key_for(snapshot, cert_type)
+    certificate = build_certificate(
+        SSHRequest(
+            cert_type=cert_type,
+            key_id=options.key_id,
+            principals=options.principals,
+            valid_after=valid_after,
+            valid_before=valid_before,
+            extensions=DEFAULT_USER_EXTENSIONS if cert_type == "user" else (),
+        ),
+        public_key=public_key,
+        ca_key=ca_signer(authority, issuer),
+        serial=new_ssh_serial(),
+    )
+    provisioner = {"id": record.id, "name": record.name, "type": record.type}
+    position = record_issued(
+        authority,
+        certificate,
+        issuer,
+        provisioner=provisioner,
+        token_id=token.token_id,
+        info=info,
+    )
+    return SSHIssued(certificate, str(certificate.serial), record.name, position)
+
+
+def record_issued(
+    authority: Authority,
+    certificate: SSHCertificate,
+    issuer: ActiveKey,
+    *,
+    provisioner: Mapping[str, Any] | None,
+    token_id: str | None,
+    info: RequestInfo,
+    renewed_from: str | None = None,
+    rekeyed_from: str | None = None,
+    actor_extra: Mapping[str, Any] | None = None,
+) -> int:
+    """Append `ssh.issued`; only once this returns may the certificate leave the CA."""
+    serial = str(certificate.serial)
+    stream = ev.ssh_stream(serial)
+    valid_after, valid_before = times_of(certificate)
+    event = NewEvent(
+        stream,
+        ev.SSH_ISSUED,
+        {
+            "serial": serial,
+            "cert_type": cert_type_of(certificate),
+            "key_id": certificate.key_id.decode("utf-8", "replace"),
+            "principals": list(texts(certificate.valid_principals)),
+            "valid_after": format_time(valid_after),
+            "valid_before": format_time(valid_before),
+            "extensions": sorted(texts(certificate.extensions)),
+            "certificate": certificate_line(certificate),
+            "public_key_fingerprint": fingerprint(certificate.public_key()),
+            "provisioner": dict(provisioner) if provisioner else None,
+            "issuer_key_id": issuer.key_id,
+            "token_id": token_id,
+            "renewed_from": renewed_from,
+            "rekeyed_from": rekeyed_from,
+        },
+    )
+    actor: dict[str, Any] = {"instance": authority.instance, "request_id": info.request_id}
+    if provisioner:
+        actor["provisioner"] = provisioner.get("name")
+        actor["provisioner_id"] = provisioner.get("id")
+    if token_id is not None:
+        actor["token_id"] = token_id
+    if info.remote_address:
+        actor["remote_address"] = info.remote_address
+    actor.update(actor_extra or {})
+    try:
+        (recorded,) = authority.appender.append([event], actor=actor, expected={stream: 0})
+    except TokenAlreadyUsed:
+        raise AuthError("token already used") from None
+    except SSHCertificateRevoked:
+        raise AuthError("ssh certificate has been revoked") from None
+    except UnknownSSHCertificate:
+        raise AuthError("ssh certificate was not issued by this CA") from None
+    return recorded.position

@@ -1,0 +1,87 @@
+"""What a sign request may ask for: token options bind, policies govern principals, claims
+bound the validity."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from support.ssh import NOW
+
+from ca.errors import BadRequest, PolicyError
+from ca.pki.claims import Claims
+from ca.policy import NamePolicy
+from ca.ssh.options import SSHOptions, check_principals, merge_options
+from ca.ssh.validity import ssh_validity
+
+
+def test_the_request_may_narrow_the_token_principals_and_inherits_the_rest() -> None:
+    token = SSHOptions(cert_type="user", key_id="alice", principals=("alice", "ops"))
+    merged = merge_options(SSHOptions(principals=("ops",)), token, subject="sub")
+    assert merged == SSHOptions(cert_type="user", key_id="alice", principals=("ops",))
+    assert merge_options(SSHOptions(principals=("x",)), SSHOptions(), subject="s").key_id == "s"
+
+
+@pytest.mark.parametrize(
+    "request_options, error",
+    [
+        (SSHOptions(cert_type="root", principals=("a",)), BadRequest),
+        (SSHOptions(cert_type="host", principals=("a",)), PolicyError),
+        (SSHOptions(principals=("a", "b", "c")), PolicyError),
+        (SSHOptions(principals=("has space",)), BadRequest),
+    ],
+)
+def test_requests_outside_the_token_are_refused(
+    request_options: SSHOptions, error: type[Exception]
+) -> None:
+    token = SSHOptions(cert_type="user", principals=("a", "b"))
+    with pytest.raises(error):
+        merge_options(request_options, token, subject="a")
+
+
+def test_empty_principals_are_refused_because_openssh_would_accept_them_for_anyone() -> None:
+    with pytest.raises(BadRequest, match="cannot be empty"):
+        merge_options(SSHOptions(), SSHOptions(), subject="a")
+
+
+def test_host_principals_follow_dns_rules_and_user_principals_the_principal_rules() -> None:
+    policy = NamePolicy.from_json({"allow": {"dns": ["*.internal"], "ip": ["10.0.0.0/8"]}})
+    check_principals("host", ["a.internal", "10.1.2.3"], authority_policy=policy,
+                     provisioner_policy=None, provisioner_name="p")  # fmt: skip
+    with pytest.raises(PolicyError, match=r"a\.example"):
+        check_principals("host", ["a.example"], authority_policy=policy,
+                         provisioner_policy=None, provisioner_name="p")  # fmt: skip
+    # An X.509 DNS policy does not lock users out...
+    check_principals("user", ["root"], authority_policy=policy, provisioner_policy=None,
+                     provisioner_name="p")  # fmt: skip
+    # ...but principal entries govern them.
+    deny_root = NamePolicy.from_json({"deny": {"principal": ["root"]}})
+    with pytest.raises(PolicyError, match="root"):
+        check_principals("user", ["alice", "root"], authority_policy=None,
+                         provisioner_policy=deny_root, provisioner_name="p")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "cert_type, default, maximum",
+    [
+        ("user", timedelta(hours=16), timedelta(hours=24)),
+        ("host", timedelta(days=30), timedelta(days=30)),
+    ],
+)
+def test_ssh_validity_uses_the_claims_of_the_certificate_type(
+    cert_type: str, default: timedelta, maximum: timedelta
+) -> None:
+    claims = Claims()
+    after, before = ssh_validity(claims, cert_type, now=NOW)  # type: ignore[arg-type]
+    assert after == NOW - timedelta(minutes=1) and before == NOW + default
+    with pytest.raises(PolicyError, match="maximum"):
+        ssh_validity(
+            claims, cert_type, now=NOW, valid_before=f"{int(maximum.total_seconds()) + 3600}s"
+        )  # type: ignore[arg-type]
+    with pytest.raises(PolicyError, match="minimum"):
+        ssh_validity(claims, cert_type, now=NOW, valid_before="2m")  # type: ignore[arg-type]
+    custom = Claims.from_json(
+        None, {"maxUserSSHCertDuration": "1h", "defaultUserSSHCertDuration": "30m"}
+    )
+    if cert_type == "user":
+        assert ssh_validity(custom, "user", now=NOW)[1] == NOW + timedelta(minutes=30)

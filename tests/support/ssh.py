@@ -1,0 +1,268 @@
+"""OpenSSH for tests: keys from `ssh-keygen`, SSH sign tokens, and a real `sshd` on a
+loopback high port with its own config."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.serialization import SSHCertificate
+
+from ca.ssh.certificates import SSHRequest, build_certificate
+from support.ca_server import RunningCA, free_port, mint_token, provisioner_key
+
+SSHD = "/usr/sbin/sshd"
+SSH = shutil.which("ssh")
+SSH_KEYGEN = shutil.which("ssh-keygen")
+
+needs_ssh_keygen = pytest.mark.skipif(
+    SSH_KEYGEN is None,
+    reason="ssh-keygen not installed (apt-get install openssh-client); .ci/run installs it",
+)
+needs_sshd = [
+    pytest.mark.skipif(
+        not (os.path.exists(SSHD) and SSH and SSH_KEYGEN),
+        reason="sshd/ssh not installed (apt-get install openssh-server openssh-client);"
+        " .ci/run installs them",
+    ),
+    pytest.mark.skipif(
+        os.geteuid() != 0,
+        reason="the sshd tests log in as root and create /run/sshd: run them as root, as CI does",
+    ),
+]
+
+
+def keygen(directory: Path, name: str, kind: str = "ed25519") -> Path:
+    """A new unencrypted key pair; returns the private key path (`.pub` beside it)."""
+    assert SSH_KEYGEN is not None
+    path = directory / name
+    subprocess.run(
+        [SSH_KEYGEN, "-q", "-t", kind, "-N", "", "-C", name, "-f", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return path
+
+
+def public_blob(private_key: Path) -> str:
+    """The std-base64 wire blob of `<key>.pub`, as step puts it in `publicKey`."""
+    return Path(f"{private_key}.pub").read_text().split()[1]
+
+
+def ssh_token(
+    running: RunningCA,
+    *,
+    key_id: str,
+    principals: list[str],
+    cert_type: str = "user",
+    provisioner: str = "admin",
+    op: str = "ssh/sign",
+    **ssh_options: str,
+) -> str:
+    """A JWK one-time token with step's `step.ssh` claim, as `step ssh certificate` mints it."""
+    key, kid = provisioner_key(running.ca, provisioner)
+    options: dict[str, Any] = {
+        "certType": cert_type,
+        "keyID": key_id,
+        "principals": principals,
+        **ssh_options,
+    }
+    return mint_token(
+        key,
+        kid,
+        subject=key_id,
+        issuer=provisioner,
+        sans=principals,
+        audience=f"{running.url}/1.0/{op}",
+        extra={"step": {"ssh": options}},
+    )
+
+
+def sign_ssh(
+    running: RunningCA,
+    private_key: Path,
+    *,
+    key_id: str,
+    principals: list[str],
+    cert_type: str = "user",
+    provisioner: str = "admin",
+    **body: Any,
+) -> httpx.Response:
+    """POST /1.0/ssh/sign for `<private_key>.pub` with a fresh token."""
+    token = ssh_token(
+        running, key_id=key_id, principals=principals, cert_type=cert_type, provisioner=provisioner
+    )
+    request = {
+        "publicKey": public_blob(private_key),
+        "ott": token,
+        "certType": cert_type,
+        "keyID": key_id,
+        "principals": principals,
+        **body,
+    }
+    with running.client() as client:
+        return client.post("/1.0/ssh/sign", json=request)
+
+
+def certificate_line(response: httpx.Response) -> str:
+    """The `-cert.pub` line of a 201 /ssh/sign|renew|rekey answer."""
+    assert response.status_code == 201, response.text
+    blob = response.json()["crt"]
+    import base64
+
+    raw = base64.b64decode(blob)
+    kind = raw[4 : 4 + int.from_bytes(raw[:4], "big")].decode()
+    return f"{kind} {blob}"
+
+
+def keygen_list(certificate_file: Path) -> str:
+    """`ssh-keygen -L -f CERT`: OpenSSH's own reading of a certificate."""
+    assert SSH_KEYGEN is not None
+    return subprocess.run(
+        [SSH_KEYGEN, "-L", "-f", str(certificate_file)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "TZ": "UTC"},  # it prints validity in local time
+    ).stdout
+
+
+@dataclass
+class Sshd:
+    """A real sshd in the foreground (`-D -e`), trusting the given user CA and KRL."""
+
+    process: subprocess.Popen[str]
+    port: int
+    log: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+def start_sshd(
+    directory: Path,
+    *,
+    host_key: Path,
+    trusted_user_ca: Path,
+    revoked_keys: Path,
+    host_certificate: Path | None = None,
+) -> Sshd:
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    port = free_port()
+    config = directory / "sshd_config"
+    lines = [
+        f"Port {port}",
+        "ListenAddress 127.0.0.1",
+        f"HostKey {host_key}",
+        f"TrustedUserCAKeys {trusted_user_ca}",
+        f"RevokedKeys {revoked_keys}",
+        "AuthorizedKeysFile none",
+        "PubkeyAuthentication yes",
+        "PasswordAuthentication no",
+        "KbdInteractiveAuthentication no",
+        "PermitRootLogin prohibit-password",
+        "StrictModes no",
+        "UsePAM no",
+        f"PidFile {directory / 'sshd.pid'}",
+        "LogLevel VERBOSE",
+    ]
+    if host_certificate is not None:
+        lines.append(f"HostCertificate {host_certificate}")
+    config.write_text("\n".join(lines) + "\n")
+    log = directory / "sshd.log"
+    handle = log.open("w")
+    process = subprocess.Popen(
+        [SSHD, "-D", "-e", "-f", str(config)],
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    handle.close()
+    sshd = Sshd(process, port, log)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"sshd exited with {process.returncode}:\n{sshd.output()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return sshd
+        except OSError:
+            time.sleep(0.05)
+    sshd.stop()
+    raise RuntimeError(f"sshd did not listen within 30 s:\n{sshd.output()}")
+
+
+def ssh_run(
+    sshd: Sshd,
+    *,
+    identity: Path,
+    certificate: Path,
+    known_hosts: Path,
+    user: str = "root",
+    host: str = "127.0.0.1",
+    strict: str = "yes",
+) -> subprocess.CompletedProcess[str]:
+    """`ssh ... true` with the key and its certificate, never prompting."""
+    assert SSH is not None
+    return subprocess.run(
+        [
+            SSH, "-F", "/dev/null", "-p", str(sshd.port),
+            "-i", str(identity), "-o", f"CertificateFile={certificate}",
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", f"UserKnownHostsFile={known_hosts}", "-o", "GlobalKnownHostsFile=/dev/null",
+            "-o", f"StrictHostKeyChecking={strict}", "-o", "ConnectTimeout=20",
+            f"{user}@{host}", "true",
+        ],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        timeout=60,
+        check=False,
+    )  # fmt: skip
+
+
+# -- certificates without a server -------------------------------------------------
+
+NOW = datetime(2031, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def make_certificate(
+    ca_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    subject_key: ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey,
+    *,
+    serial: int = 1234,
+    cert_type: str = "host",
+    principals: tuple[str, ...] = ("web.internal",),
+    start: datetime = NOW - timedelta(hours=1),
+    lifetime: timedelta = timedelta(days=1),
+) -> SSHCertificate:
+    request = SSHRequest(
+        cert_type="host" if cert_type == "host" else "user",
+        key_id="test",
+        principals=principals,
+        valid_after=start,
+        valid_before=start + lifetime,
+    )
+    return build_certificate(
+        request, public_key=subject_key.public_key(), ca_key=ca_key, serial=serial
+    )
