@@ -27,6 +27,8 @@ def configure_logging(stream: TextIO | None = None, *, level: int = logging.INFO
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(out),
+        # One write per line: workers share stdout, and print() writes the text and its
+        # newline separately, so two workers' lines could run together.
+        logger_factory=structlog.WriteLoggerFactory(out),
         cache_logger_on_first_use=False,
     )

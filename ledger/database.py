@@ -23,6 +23,7 @@ from sqlalchemy.exc import (
     IntegrityError,
     InterfaceError,
     OperationalError,
+    PendingRollbackError,
 )
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
@@ -124,7 +125,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
 def is_unavailable(exc: BaseException) -> bool:
     """True when `exc` says the database cannot be reached (down, restarting, pool exhausted),
     as opposed to a refused statement: the caller may retry later and nothing was written."""
-    if isinstance(exc, PoolTimeout):
+    if isinstance(exc, (PoolTimeout, PendingRollbackError)):
+        # PendingRollbackError: the connection died inside a transaction; its pool
+        # replaces it once the transaction is rolled back.
         return True
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
