@@ -21,7 +21,7 @@ from sqlalchemy import select
 from ca.authority.admins import Admin, certificate_subjects, check_expiry, match
 from ca.authority.authority import Authority, RequestInfo
 from ca.errors import AuthError, PolicyError
-from ca.provisioners.jwk import audiences, peek, verify_token
+from ca.provisioners.jwk import audiences
 from projections.certificates import certificates
 
 
@@ -70,19 +70,8 @@ def authenticate(
         return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
                               "via": "mtls", "client_serial": serial})  # fmt: skip
     if bearer:
-        unverified = peek(bearer)
-        record = snapshot.by_issuer_kid.get(
-            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
-        )
-        if record is None or record.jwk is None:
-            raise AuthError("no provisioner for the admin token's issuer and key id")
-        token = verify_token(
-            bearer,
-            record.jwk,
-            accepted_audiences=audiences(authority.runtime.config.dns_names, "admin"),
-            now=now,
-            ca_started=authority.started_at,
-        )
+        accepted = audiences(authority.runtime.config.dns_names, "admin")
+        record, token = authority.verify_jwk_token(snapshot, bearer, accepted, now=now)
         admin = match(snapshot.admins, provisioner_id=record.id, subjects={token.subject})
         return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
                               "via": "token", "token_id": token.token_id})  # fmt: skip

@@ -23,7 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from ca.authority.state import ActiveKey, Snapshot, StateCache
+from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot, StateCache
 from ca.crl.urls import leaf_urls
 from ca.durations import parse_go_duration
 from ca.errors import AuthError, BadRequest, ConfigError, SignerError
@@ -35,7 +35,14 @@ from ca.pki.leaf import build_leaf, check_leaf
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
 from ca.policy import combine
-from ca.provisioners.jwk import audiences, authorize_csr, peek, split_sans, verify_token
+from ca.provisioners.jwk import (
+    VerifiedToken,
+    audiences,
+    authorize_csr,
+    peek,
+    split_sans,
+    verify_token,
+)
 from ca.runtime import Runtime
 from ca.templates.x509 import (
     DEFAULT_LEAF_TEMPLATE,
@@ -243,6 +250,22 @@ class Authority:
 
     # -- issuance ----------------------------------------------------------------------
 
+    def verify_jwk_token(
+        self, snapshot: Snapshot, token: str, accepted: frozenset[str], *, now: datetime
+    ) -> tuple[ProvisionerRecord, VerifiedToken]:
+        """Find the JWK provisioner a token names (`iss` + `kid`) and verify the token with
+        step-ca's rules for one of the `accepted` audiences; AuthError otherwise."""
+        unverified = peek(token)
+        record = snapshot.by_issuer_kid.get(
+            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
+        )
+        if record is None or record.jwk is None:
+            raise AuthError("no provisioner for the token's issuer and key id")
+        verified = verify_token(
+            token, record.jwk, accepted_audiences=accepted, now=now, ca_started=self.started_at
+        )
+        return record, verified
+
     def sign(self, request: SignRequest, info: RequestInfo) -> Issued:
         """Authenticate, authorize, build, check and sign; return once the event committed."""
         prepared = self.prepare_sign(request, info)
@@ -270,19 +293,7 @@ class Authority:
         csr = parse_csr(request.csr)
         if not request.ott:
             raise BadRequest("missing ott")
-        unverified = peek(request.ott)
-        record = snapshot.by_issuer_kid.get(
-            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
-        )
-        if record is None or record.jwk is None:
-            raise AuthError("no provisioner for the token's issuer and key id")
-        token = verify_token(
-            request.ott,
-            record.jwk,
-            accepted_audiences=self.sign_audiences,
-            now=now,
-            ca_started=self.started_at,
-        )
+        record, token = self.verify_jwk_token(snapshot, request.ott, self.sign_audiences, now=now)
         sans = authorize_csr(token, csr)
         claims = Claims.from_json(None, record.claims)
         not_before, not_after = validity(
@@ -310,7 +321,7 @@ class Authority:
         extensions = []
         if not claims.disable_smallstep_extensions:
             extensions.append(
-                ProvisionerExtension(PROVISIONER_TYPES["JWK"], record.name, record.jwk.kid)
+                ProvisionerExtension(PROVISIONER_TYPES["JWK"], record.name, record.kid or "")
             )
         issuer = snapshot.intermediate
         certificate = self._sign_leaf(
@@ -394,27 +405,9 @@ class Authority:
         check_leaf(certificate, issuer.certificate)
         return certificate
 
-    def _record(
-        self,
-        certificate: x509.Certificate,
-        issuer: ActiveKey,
-        *,
-        sans: list[dict[str, str]],
-        provisioner: dict[str, str] | None,
-        token_id: str | None,
-        info: RequestInfo,
-        renewed_from: str | None = None,
-        rekeyed_from: str | None = None,
-        actor_extra: Mapping[str, Any] | None = None,
-    ) -> int:
-        """Append the `x509.issued` event; its position once committed."""
-        return self._commit(
-            self._issued_event(
-                certificate, issuer, sans=sans, provisioner=provisioner, token_id=token_id,
-                info=info, renewed_from=renewed_from, rekeyed_from=rekeyed_from,
-                actor_extra=actor_extra,
-            )
-        )  # fmt: skip
+    def _record(self, certificate: x509.Certificate, issuer: ActiveKey, **fields: Any) -> int:
+        """Append the `x509.issued` event (`fields` as for `_issued_event`); its position."""
+        return self._commit(self._issued_event(certificate, issuer, **fields))
 
     def _commit(self, append: PendingAppend) -> int:
         try:

@@ -56,7 +56,6 @@ from ca.provisioners.jwk import (
     audience_matches,
     audiences,
     peek,
-    verify_token,
 )
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
@@ -484,19 +483,8 @@ def _revoke_token(
     authority: Authority, ott: str, serial: str, now: datetime
 ) -> tuple[ProvisionerRecord, str]:
     snapshot = authority.snapshot()
-    unverified = peek(ott)
-    record = snapshot.by_issuer_kid.get(
-        (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
-    )
-    if record is None or record.jwk is None:
-        raise AuthError("no provisioner for the token's issuer and key id")
-    token = verify_token(
-        ott,
-        record.jwk,
-        accepted_audiences=audiences(authority.runtime.config.dns_names, "revoke"),
-        now=now,
-        ca_started=authority.started_at,
-    )
+    accepted = audiences(authority.runtime.config.dns_names, "revoke")
+    record, token = authority.verify_jwk_token(snapshot, ott, accepted, now=now)
     try:
         subject = parse_serial(token.subject)
     except BadRequest:

@@ -20,7 +20,7 @@ from ca.errors import AuthError, BadRequest, CAError, ConfigError
 from ca.keys.files import PrivateKey
 from ca.keys.ids import key_id
 from ca.pki.claims import Claims
-from ca.provisioners.jwk import audiences, peek, verify_token
+from ca.provisioners.jwk import audiences
 from ca.ssh.certificates import (
     DEFAULT_USER_EXTENSIONS,
     CertType,
@@ -106,19 +106,8 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
     public_key = parse_public_key(request.public_key)
     if not request.ott:
         raise BadRequest("missing ott")
-    unverified = peek(request.ott)
-    record = snapshot.by_issuer_kid.get(
-        (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
-    )
-    if record is None or record.jwk is None:
-        raise AuthError("no provisioner for the token's issuer and key id")
-    token = verify_token(
-        request.ott,
-        record.jwk,
-        accepted_audiences=ssh_audiences(authority.runtime.config.dns_names, "sign"),
-        now=now,
-        ca_started=authority.started_at,
-    )
+    accepted = ssh_audiences(authority.runtime.config.dns_names, "sign")
+    record, token = authority.verify_jwk_token(snapshot, request.ott, accepted, now=now)
     options = merge_options(request.options, token_options(token.claims), subject=token.subject)
     cert_type: CertType = "host" if options.cert_type == "host" else "user"
     claims = Claims.from_json(None, record.claims)
