@@ -156,6 +156,32 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of `pid` and its descendants."""
+    ticks = 0
+    for member in process_tree(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def wait_idle(pid: int, *, below: float = 0.05, timeout: float = 300) -> float:
+    """Wait until the server tree uses under `below` of a core for two seconds running
+    (start-up work done: the checkpointer's tree catch-up, a due CRL); the seconds waited."""
+    start = time.monotonic()
+    quiet = 0
+    last = cpu_seconds(pid)
+    while time.monotonic() - start < timeout and quiet < 2:
+        time.sleep(1)
+        now = cpu_seconds(pid)
+        quiet = quiet + 1 if now - last < below else 0
+        last = now
+    return time.monotonic() - start
+
+
 class RSSSampler:
     """Samples the largest RSS of any process in the server's tree while a run lasts."""
 
