@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import context_of, endpoint
+from ca.api.endpoint import authority_of, context_of, endpoint
 from ca.api.lifecycle import bearer_token, peer_certificate
 from ca.api.provisioners import provisioner_json
 from ca.api.responses import json_response
@@ -23,21 +23,15 @@ from ca.api.sign import read_json, request_info
 from ca.authority import admins, policies
 from ca.authority import provisioners as management
 from ca.authority.admin_auth import Caller, authenticate
-from ca.authority.authority import Authority
 from ca.authority.state import ProvisionerRecord
 from ca.errors import BadRequest, NotFound
-
-
-def _authority(request: Request) -> Authority:
-    authority: Authority = request.app.state.authority
-    return authority
 
 
 async def _caller(request: Request) -> Caller:
     peer = peer_certificate(request)
     caller = await run_in_threadpool(
         authenticate,
-        _authority(request),
+        authority_of(request),
         peer=peer,
         bearer=None if peer is not None else bearer_token(request),
         info=request_info(request),
@@ -47,7 +41,7 @@ async def _caller(request: Request) -> Caller:
 
 
 def _record(request: Request, name: str) -> ProvisionerRecord:
-    for record in _authority(request).snapshot().provisioners:
+    for record in authority_of(request).snapshot().provisioners:
         if record.name == name:
             return record
     raise NotFound(f"no provisioner named {name!r}")
@@ -66,7 +60,7 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
 @endpoint
 async def list_provisioners(request: Request) -> Response:
     await _caller(request)
-    records = _authority(request).snapshot().provisioners
+    records = authority_of(request).snapshot().provisioners
     return json_response({"provisioners": [provisioner_json(r) for r in records], "nextCursor": ""})
 
 
@@ -89,7 +83,7 @@ async def add_provisioner(request: Request) -> Response:
     encrypted = body.get("encryptedKey")
     if encrypted is not None and not isinstance(encrypted, str):
         raise BadRequest("encryptedKey must be a compact JWE string")
-    store = _authority(request).runtime.store
+    store = authority_of(request).runtime.store
     event = await run_in_threadpool(
         management.add_jwk_key,
         store,
@@ -118,7 +112,7 @@ async def update_provisioner(request: Request) -> Response:
         changes["name"] = body["name"]
     event = await run_in_threadpool(
         management.update,
-        _authority(request).runtime.store,
+        authority_of(request).runtime.store,
         request.path_params["name"],
         changes,
         actor=caller.actor,
@@ -133,7 +127,7 @@ async def remove_provisioner(request: Request) -> Response:
     caller = await _caller(request)
     event = await run_in_threadpool(
         management.remove,
-        _authority(request).runtime.store,
+        authority_of(request).runtime.store,
         request.path_params["name"],
         actor=caller.actor,
     )
@@ -153,7 +147,7 @@ def _policy_scope(request: Request) -> str | None:
 async def get_policy(request: Request) -> Response:
     await _caller(request)
     name = _policy_scope(request)
-    snapshot = _authority(request).snapshot()
+    snapshot = authority_of(request).snapshot()
     scope = "authority" if name is None else f"provisioner/{_record(request, name).id}"
     policy = snapshot.policies.get(scope)
     if policy is None:
@@ -167,7 +161,7 @@ async def set_policy(request: Request) -> Response:
     body = await read_json(request)
     event = await run_in_threadpool(
         policies.set_policy,
-        _authority(request).runtime.store,
+        authority_of(request).runtime.store,
         _policy_scope(request),
         body,
         actor=caller.actor,
@@ -181,7 +175,7 @@ async def clear_policy(request: Request) -> Response:
     caller = await _caller(request)
     event = await run_in_threadpool(
         policies.set_policy,
-        _authority(request).runtime.store,
+        authority_of(request).runtime.store,
         _policy_scope(request),
         None,
         actor=caller.actor,
@@ -196,7 +190,7 @@ async def clear_policy(request: Request) -> Response:
 @endpoint
 async def list_admins(request: Request) -> Response:
     await _caller(request)
-    found = _authority(request).snapshot().admins
+    found = authority_of(request).snapshot().admins
     return json_response({"admins": [a.to_json() for a in found], "nextCursor": ""})
 
 
@@ -214,7 +208,7 @@ async def add_admin(request: Request) -> Response:
     record = _record(request, provisioner)
     admin = await run_in_threadpool(
         admins.add,
-        _authority(request).runtime.store,
+        authority_of(request).runtime.store,
         subject=subject,
         provisioner_id=record.id,
         provisioner_name=record.name,
@@ -229,7 +223,7 @@ async def remove_admin(request: Request) -> Response:
     caller = await _caller(request)
     caller.require_super()
     await run_in_threadpool(
-        admins.remove, _authority(request).runtime.store, request.path_params["id"],
+        admins.remove, authority_of(request).runtime.store, request.path_params["id"],
         actor=caller.actor,
     )  # fmt: skip
     return json_response({"status": "ok"})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import structlog
 from starlette.requests import Request
@@ -11,7 +12,8 @@ from starlette.responses import Response
 
 from ca.api.errors import reason, response_for
 from ca.api.middleware import RequestContext
-from ca.errors import CAError
+from ca.authority.authority import Authority
+from ca.errors import BadRequest, CAError
 from ledger import LedgerError, is_unavailable
 
 log = structlog.get_logger("ledgerca.http")
@@ -24,6 +26,22 @@ def context_of(request: Request) -> RequestContext:
     if isinstance(context, RequestContext):
         return context
     return RequestContext("-")
+
+
+def authority_of(request: Request) -> Authority:
+    """The Authority the application serves (set by `create_app`)."""
+    authority: Authority = request.app.state.authority
+    return authority
+
+
+def string_field(body: dict[str, Any], name: str) -> str:
+    """An optional string member of a JSON body ("" when absent); 400 for another type."""
+    value = body.get(name)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
 
 
 def endpoint(handler: Handler) -> Handler:

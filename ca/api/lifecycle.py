@@ -15,20 +15,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import context_of, endpoint
+from ca.api.endpoint import authority_of, context_of, endpoint, string_field
 from ca.api.responses import json_response
 from ca.api.sign import read_json, request_info, sign_response
 from ca.authority import lifecycle
-from ca.authority.authority import Authority
 from ca.errors import AuthError, BadRequest
 from ca.server.peer import client_certificate
 
 BEARER = "bearer "
-
-
-def _authority(request: Request) -> Authority:
-    authority: Authority = request.app.state.authority
-    return authority
 
 
 def peer_certificate(request: Request) -> x509.Certificate | None:
@@ -51,7 +45,7 @@ async def renew(request: Request) -> Response:
     # step's client sends no body; whatever comes is not read.
     issued = await run_in_threadpool(
         lifecycle.renew,
-        _authority(request),
+        authority_of(request),
         peer=peer,
         bearer=None if peer is not None else bearer_token(request),
         info=request_info(request),
@@ -69,7 +63,7 @@ async def rekey(request: Request) -> Response:
     if not isinstance(csr, str):
         raise BadRequest("csr must be a string")
     issued = await run_in_threadpool(
-        lifecycle.rekey, _authority(request), peer=peer, csr_pem=csr, info=request_info(request)
+        lifecycle.rekey, authority_of(request), peer=peer, csr_pem=csr, info=request_info(request)
     )
     return sign_response(request, issued)
 
@@ -78,15 +72,15 @@ async def rekey(request: Request) -> Response:
 async def revoke(request: Request) -> Response:
     body = await read_json(request)
     revoke_request = lifecycle.RevokeRequest(
-        serial=_string(body, "serial"),
-        ott=_string(body, "ott"),
+        serial=string_field(body, "serial"),
+        ott=string_field(body, "ott"),
         reason_code=lifecycle.check_reason_code(body.get("reasonCode")),
-        reason=_string(body, "reason"),
+        reason=string_field(body, "reason"),
         passive=_boolean(body, "passive"),
     )
     revoked = await run_in_threadpool(
         lifecycle.revoke,
-        _authority(request),
+        authority_of(request),
         revoke_request,
         peer=peer_certificate(request),
         info=request_info(request),
@@ -95,15 +89,6 @@ async def revoke(request: Request) -> Response:
         serial=revoked.serial, position=revoked.position, provisioner=revoked.provisioner
     )
     return json_response({"status": "ok"})
-
-
-def _string(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    return value
 
 
 def _boolean(body: dict[str, Any], name: str) -> bool:

@@ -9,10 +9,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import endpoint
+from ca.api.endpoint import authority_of, endpoint
 from ca.api.errors import error_response
 from ca.api.responses import json_response
-from ca.authority.authority import Authority
 from ca.authority.state import ProvisionerRecord
 from ca.errors import BadRequest
 
@@ -60,15 +59,10 @@ def page(
     return [provisioner_json(r) for _, r in chosen], next_cursor
 
 
-def _authority(request: Request) -> Authority:
-    authority: Authority = request.app.state.authority
-    return authority
-
-
 @endpoint
 async def provisioners(request: Request) -> Response:
     items, next_cursor = page(
-        _authority(request).snapshot().provisioners,
+        authority_of(request).snapshot().provisioners,
         request.query_params.get("cursor", ""),
         request.query_params.get("limit", ""),
     )
@@ -77,7 +71,7 @@ async def provisioners(request: Request) -> Response:
 
 @endpoint
 async def encrypted_key(request: Request) -> Response:
-    record = _authority(request).snapshot().by_kid.get(request.path_params["kid"])
+    record = authority_of(request).snapshot().by_kid.get(request.path_params["kid"])
     if record is None or not record.encrypted_key:
         return error_response(404)
     return json_response({"key": record.encrypted_key})

@@ -9,17 +9,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ca import __version__
-from ca.api.endpoint import endpoint
+from ca.api.endpoint import authority_of, endpoint
 from ca.api.errors import error_response
 from ca.api.responses import json_response
-from ca.authority.authority import Authority
 
 _SHA256 = hashes.SHA256()
-
-
-def _authority(request: Request) -> Authority:
-    authority: Authority = request.app.state.authority
-    return authority
 
 
 @endpoint
@@ -35,7 +29,7 @@ async def version(request: Request) -> Response:
 @endpoint
 async def root(request: Request) -> Response:
     wanted = request.path_params["sha"].lower().replace("-", "").replace(":", "")
-    for key in _authority(request).snapshot().roots:
+    for key in authority_of(request).snapshot().roots:
         certificate = key.certificate
         if certificate is not None and certificate.fingerprint(_SHA256).hex() == wanted:
             return json_response({"ca": key.certificate_pem})
@@ -43,11 +37,11 @@ async def root(request: Request) -> Response:
 
 
 def _roots(request: Request) -> list[str]:
-    return [k.certificate_pem for k in _authority(request).snapshot().roots if k.certificate_pem]
+    return [k.certificate_pem for k in authority_of(request).snapshot().roots if k.certificate_pem]
 
 
 def _intermediates(request: Request) -> list[str]:
-    keys = _authority(request).snapshot().intermediates
+    keys = authority_of(request).snapshot().intermediates
     # Newest (the one signing now) first.
     return [k.certificate_pem for k in reversed(keys) if k.certificate_pem]
 

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import context_of, endpoint
+from ca.api.endpoint import authority_of, context_of, endpoint, string_field
 from ca.api.errors import error_response
 from ca.api.responses import json_response
 from ca.api.sign import read_json, request_info
@@ -35,20 +35,6 @@ from ca.ssh.options import read_options
 from projections.certificates import certificates
 
 
-def _authority(request: Request) -> Authority:
-    authority: Authority = request.app.state.authority
-    return authority
-
-
-def _string(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    return value
-
-
 def _issued(request: Request, issued: SSHIssued) -> Response:
     context_of(request).fields.update(
         provisioner=issued.provisioner, serial=issued.serial, position=issued.position
@@ -60,12 +46,12 @@ def _issued(request: Request, issued: SSHIssued) -> Response:
 async def sign(request: Request) -> Response:
     body = await read_json(request)
     sign_request = issuance.SSHSignRequest(
-        public_key=_string(body, "publicKey"),
-        ott=_string(body, "ott"),
+        public_key=string_field(body, "publicKey"),
+        ott=string_field(body, "ott"),
         options=read_options(body, "request"),
     )
     issued = await run_in_threadpool(
-        issuance.sign, _authority(request), sign_request, request_info(request)
+        issuance.sign, authority_of(request), sign_request, request_info(request)
     )
     return _issued(request, issued)
 
@@ -74,7 +60,7 @@ async def sign(request: Request) -> Response:
 async def renew(request: Request) -> Response:
     body = await read_json(request)
     issued = await run_in_threadpool(
-        lifecycle.renew, _authority(request), _string(body, "ott"), request_info(request)
+        lifecycle.renew, authority_of(request), string_field(body, "ott"), request_info(request)
     )
     return _issued(request, issued)
 
@@ -84,9 +70,9 @@ async def rekey(request: Request) -> Response:
     body = await read_json(request)
     issued = await run_in_threadpool(
         lifecycle.rekey,
-        _authority(request),
-        _string(body, "ott"),
-        _string(body, "publicKey"),
+        authority_of(request),
+        string_field(body, "ott"),
+        string_field(body, "publicKey"),
         request_info(request),
     )
     return _issued(request, issued)
@@ -99,14 +85,14 @@ async def revoke(request: Request) -> Response:
     if not isinstance(passive, bool):
         raise BadRequest("passive must be true or false")
     revoke_request = RevokeRequest(
-        serial=_string(body, "serial"),
-        ott=_string(body, "ott"),
+        serial=string_field(body, "serial"),
+        ott=string_field(body, "ott"),
         reason_code=check_reason_code(body.get("reasonCode")),
-        reason=_string(body, "reason"),
+        reason=string_field(body, "reason"),
         passive=passive,
     )
     revoked = await run_in_threadpool(
-        lifecycle.revoke, _authority(request), revoke_request, request_info(request)
+        lifecycle.revoke, authority_of(request), revoke_request, request_info(request)
     )
     context_of(request).fields.update(serial=revoked.serial, position=revoked.position)
     return json_response({"status": "ok"})
@@ -118,7 +104,7 @@ def _keys(keys: Any) -> list[PublicKey]:
 
 @endpoint
 async def roots(request: Request) -> Response:
-    snapshot = _authority(request).snapshot()
+    snapshot = authority_of(request).snapshot()
     user = [wire_b64(k) for k in _keys(snapshot.ssh_user_keys)]
     host = [wire_b64(k) for k in _keys(snapshot.ssh_host_keys)]
     return _key_response(user, host)
@@ -127,7 +113,7 @@ async def roots(request: Request) -> Response:
 @endpoint
 async def federation(request: Request) -> Response:
     # Retired keys too: certificates they signed stay trusted until they expire.
-    records = await run_in_threadpool(inventory.ca_keys, _authority(request).runtime.engine)
+    records = await run_in_threadpool(inventory.ca_keys, authority_of(request).runtime.engine)
     user = [wire_b64(k.public_key) for k in records if k.role == "ssh_user"]
     host = [wire_b64(k.public_key) for k in records if k.role == "ssh_host"]
     return _key_response(user, host)
@@ -166,7 +152,7 @@ def _check_caller(request: Request, authority: Authority) -> None:
 
 @endpoint
 async def hosts(request: Request) -> Response:
-    authority = _authority(request)
+    authority = authority_of(request)
     await run_in_threadpool(_check_caller, request, authority)
     names = await run_in_threadpool(
         inventory.active_hosts, authority.runtime.engine, authority.clock()
@@ -179,12 +165,12 @@ async def hosts(request: Request) -> Response:
 @endpoint
 async def check_host(request: Request) -> Response:
     body = await read_json(request)
-    if _string(body, "type") not in ("", "host"):
+    if string_field(body, "type") not in ("", "host"):
         raise BadRequest("type must be 'host'")
-    principal = _string(body, "principal")
+    principal = string_field(body, "principal")
     if not principal:
         raise BadRequest("missing principal")
-    authority = _authority(request)
+    authority = authority_of(request)
     found = await run_in_threadpool(
         inventory.active_hosts, authority.runtime.engine, authority.clock(), principal
     )
@@ -194,11 +180,11 @@ async def check_host(request: Request) -> Response:
 @endpoint
 async def config(request: Request) -> Response:
     body = await read_json(request)
-    kind = request.path_params.get("type") or _string(body, "type") or "user"
+    kind = request.path_params.get("type") or string_field(body, "type") or "user"
     data = body.get("data") or {}
     if not isinstance(data, dict):
         raise BadRequest("data must be an object")
-    snapshot = _authority(request).snapshot()
+    snapshot = authority_of(request).snapshot()
     if kind == "user":
         templates = ssh_config.user_templates(_keys(snapshot.ssh_host_keys), data)
         return json_response({"userTemplates": [t.to_json() for t in templates]})
@@ -210,7 +196,7 @@ async def config(request: Request) -> Response:
 
 @endpoint
 async def krl(request: Request) -> Response:
-    authority = _authority(request)
+    authority = authority_of(request)
     revoked = await run_in_threadpool(inventory.revoked_serials, authority.runtime.engine)
     body = build_krl(
         revoked.by_ca_key,
