@@ -37,7 +37,7 @@ from sqlalchemy import select
 
 from ca.authority.authority import Authority, Issued, RequestInfo, parse_csr
 from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot
-from ca.errors import AuthError, BadRequest, ConfigError, NotFound, PolicyError, SignerError
+from ca.errors import AuthError, BadRequest, NotFound, PolicyError, SignerError
 from ca.keys.files import PrivateKey, PublicKey
 from ca.pki.claims import Claims
 from ca.pki.leaf import _signature_hash, check_leaf
@@ -48,14 +48,13 @@ from ca.pki.provisioner_extension import from_certificate
 # (go-jose's rules: r‖s ECDSA signatures, PSS with any salt length).
 from ca.provisioners.jwk import (
     DEFAULT_LEEWAY,
-    _algorithms_for,
     _check_csr_key,
     _numeric_date,
     _token_id,
-    _verify_signature,
     audience_matches,
     audiences,
     peek,
+    verify_signed_by_key,
 )
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
@@ -172,20 +171,7 @@ def verify_renew_token(
     unverified = peek(token)
     header, claims = unverified.header, unverified.claims
     leaf, supplied = _x5c_chain(header.get("x5cInsecure"))
-    alg = header.get("alg")
-    leaf_key = cast(PublicKey, leaf.public_key())
-    try:
-        allowed = _algorithms_for(leaf_key, "renewal certificate")
-    except (ConfigError, AttributeError):
-        raise AuthError("the renewal certificate's key type cannot sign tokens") from None
-    if not isinstance(alg, str) or alg not in allowed:
-        raise AuthError(f"token algorithm {alg!r} does not fit the certificate's key")
-    if "crit" in header:
-        raise AuthError("token has critical header parameters, which are not supported")
-    try:
-        _verify_signature(token, alg, leaf_key)
-    except AuthError:
-        raise AuthError("token signature does not verify with the certificate's key") from None
+    verify_signed_by_key(token, header, leaf.public_key(), "renewal certificate")
 
     _verify_chain(leaf, [*supplied, *intermediates], roots, at=leaf.not_valid_after_utc - leeway)
     _require_client_usage(leaf)

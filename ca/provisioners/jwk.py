@@ -342,6 +342,24 @@ def _check_algorithm(alg: Any, provisioner: JWKProvisioner) -> str:
     return alg
 
 
+def verify_signed_by_key(token: str, header: Mapping[str, Any], key: Any, what: str) -> None:
+    """Check a token signed by a certificate's own key (x5cInsecure renewal, SSHPOP): an
+    algorithm fitting the key, no critical headers, a valid signature; AuthError otherwise."""
+    alg = header.get("alg")
+    try:
+        allowed = _algorithms_for(key, what)
+    except (ConfigError, AttributeError):
+        raise AuthError(f"the {what}'s key type cannot sign tokens") from None
+    if not isinstance(alg, str) or alg not in allowed:
+        raise AuthError(f"token algorithm {alg!r} does not fit the certificate's key")
+    if "crit" in header:
+        raise AuthError("token has critical header parameters, which are not supported")
+    try:
+        _verify_signature(token, alg, key)
+    except AuthError:
+        raise AuthError("token signature does not verify with the certificate's key") from None
+
+
 def _verify_signature(token: str, alg: str, key: PublicKey) -> None:
     signing_input, _, signature_segment = token.rpartition(".")
     message = signing_input.encode("ascii")

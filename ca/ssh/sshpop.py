@@ -21,16 +21,15 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
-from ca.errors import AuthError, BadRequest, ConfigError
+from ca.errors import AuthError, BadRequest
 from ca.keys.files import PublicKey
 from ca.provisioners.jwk import (
     DEFAULT_LEEWAY,
-    _algorithms_for,
     _numeric_date,
     _token_id,
-    _verify_signature,
     audience_matches,
     peek,
+    verify_signed_by_key,
 )
 from ca.ssh.certificates import parse_certificate, times_of
 from ca.ssh.keys import wire_b64
@@ -87,20 +86,7 @@ def verify_sshpop(
     if now >= valid_before:
         raise AuthError(f"sshpop certificate expired at {valid_before:%Y-%m-%dT%H:%M:%SZ}")
 
-    key = certificate.public_key()
-    alg = header.get("alg")
-    try:
-        allowed = _algorithms_for(key, "sshpop certificate")
-    except (ConfigError, AttributeError):
-        raise AuthError("sshpop certificate key type cannot sign tokens") from None
-    if not isinstance(alg, str) or alg not in allowed:
-        raise AuthError(f"token algorithm {alg!r} does not fit the certificate's key")
-    if "crit" in header:
-        raise AuthError("token has critical header parameters, which are not supported")
-    try:
-        _verify_signature(token, alg, key)
-    except AuthError:
-        raise AuthError("token signature does not verify with the certificate's key") from None
+    verify_signed_by_key(token, header, certificate.public_key(), "sshpop certificate")
 
     if not isinstance(claims.get("iss"), str) or not claims.get("iss"):
         raise AuthError("token issuer ('iss') is missing")
