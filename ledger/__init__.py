@@ -4,13 +4,21 @@ from ledger.canonical import canonical_bytes, canonical_json
 from ledger.database import create_engine, is_sqlite, is_unavailable, is_unique_violation
 from ledger.errors import (
     AppendRefused,
+    ChangedSince,
     ConcurrencyConflict,
     IntegrityViolation,
     LedgerError,
     SchemaError,
     UnsupportedDatabase,
 )
-from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
+from ledger.events import (
+    Head,
+    NewEvent,
+    RecordedEvent,
+    Unchanged,
+    format_time,
+    parse_time,
+)
 from ledger.group_commit import GroupCommitter
 from ledger.hashing import GENESIS_HASH, event_hash
 from ledger.store import AppendTransaction, EventStore, InlineApplier
@@ -21,6 +29,7 @@ __all__ = [
     "GENESIS_HASH",
     "AppendRefused",
     "AppendTransaction",
+    "ChangedSince",
     "ConcurrencyConflict",
     "EventStore",
     "GroupCommitter",
@@ -31,6 +40,7 @@ __all__ = [
     "NewEvent",
     "RecordedEvent",
     "SchemaError",
+    "Unchanged",
     "UnsupportedDatabase",
     "Upcasters",
     "Verified",

@@ -15,6 +15,15 @@ class ConcurrencyConflict(LedgerError):
         self.stream = stream
 
 
+class ChangedSince(LedgerError):
+    """An append's precondition failed: an event of the watched types was recorded after the
+    position the caller read (`position` is the newest such event now)."""
+
+    def __init__(self, message: str, *, position: int) -> None:
+        super().__init__(message)
+        self.position = position
+
+
 class IntegrityViolation(LedgerError):
     """The stored ledger does not verify: a hash, a link or a position is wrong."""
 

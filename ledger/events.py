@@ -51,6 +51,19 @@ class RecordedEvent:
 
 
 @dataclass(frozen=True)
+class Unchanged:
+    """An append's precondition: no event of `types` recorded after `position`.
+
+    Optimistic concurrency over a set of event types rather than one stream: a caller that
+    decided from what it read up to `position` appends only if that reading still holds at
+    commit time, checked under the ledger lock (`ChangedSince` otherwise).
+    """
+
+    types: frozenset[str]
+    position: int
+
+
+@dataclass(frozen=True)
 class Head:
     """The newest committed position, its hash and time (position 0 = empty ledger)."""
 

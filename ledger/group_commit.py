@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
-from ledger.events import NewEvent, RecordedEvent
+from ledger.events import NewEvent, RecordedEvent, Unchanged
 from ledger.store import EventStore
 
 
@@ -29,6 +29,7 @@ class _Pending:
     events: Sequence[NewEvent]
     actor: Mapping[str, Any] | None
     expected: Mapping[str, int] | None
+    unchanged: Unchanged | None = None
     future: Future[list[RecordedEvent]] = field(default_factory=Future)
 
 
@@ -51,9 +52,10 @@ class GroupCommitter:
         *,
         actor: Mapping[str, Any] | None = None,
         expected: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> list[RecordedEvent]:
         """Like `EventStore.append`: returns once the events are committed, or raises."""
-        return self.submit(events, actor=actor, expected=expected).result()
+        return self.submit(events, actor=actor, expected=expected, unchanged=unchanged).result()
 
     def submit(
         self,
@@ -61,12 +63,13 @@ class GroupCommitter:
         *,
         actor: Mapping[str, Any] | None = None,
         expected: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> Future[list[RecordedEvent]]:
         """Queue the events and return at once: the future resolves when they are committed
         (or fails with the reason they are not). An event loop awaits it without a thread."""
         if self._closed:
             raise RuntimeError("the group committer is closed")
-        pending = _Pending(events, actor, expected)
+        pending = _Pending(events, actor, expected, unchanged)
         self._queue.put(pending)
         return pending.future
 
@@ -100,7 +103,10 @@ class GroupCommitter:
                 for pending in batch:
                     try:
                         recorded = tx.append(
-                            pending.events, actor=pending.actor, expected=pending.expected
+                            pending.events,
+                            actor=pending.actor,
+                            expected=pending.expected,
+                            unchanged=pending.unchanged,
                         )
                         outcomes.append((pending, recorded, None))
                     except Exception as exc:  # this unit only; its savepoint rolled back

@@ -21,21 +21,22 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger.canonical import canonical_json, parse_json
 from ledger.database import WRITE, is_sqlite, is_unique_violation, write_lock
-from ledger.errors import AppendRefused, ConcurrencyConflict, LedgerError
-from ledger.events import Head, NewEvent, RecordedEvent, format_time, parse_time
+from ledger.errors import AppendRefused, ChangedSince, ConcurrencyConflict, LedgerError
+from ledger.events import Head, NewEvent, RecordedEvent, Unchanged, format_time, parse_time
+from ledger.fastsql import Prepared
 from ledger.hashing import GENESIS_HASH, hash_parts
 from ledger.schema import events as events_table
 from ledger.schema import ledger_head
 from ledger.upcasting import NO_UPCASTERS, Upcasters
 
-# Statements of the append path, built once: building SQLAlchemy constructs per call costs
-# more CPU than executing them.
-_LOCK_HEAD = (
+# Statements of the append path, compiled once and run on the driver's cursor: SQLAlchemy's
+# execution path costs more CPU than SQLite takes to run them (see ledger.fastsql).
+_LOCK_HEAD = Prepared(
     select(ledger_head.c.position, ledger_head.c.hash, ledger_head.c.recorded_at)
     .where(ledger_head.c.id == 1)
     .with_for_update()
 )
-_MOVE_HEAD = (
+_MOVE_HEAD = Prepared(
     update(ledger_head)
     .where(ledger_head.c.id == 1)
     .values(
@@ -44,7 +45,11 @@ _MOVE_HEAD = (
         recorded_at=bindparam("new_time"),
     )
 )
-_INSERT_EVENTS = events_table.insert()
+_INSERT_EVENTS = Prepared(events_table.insert())
+_SAVEPOINT = Prepared("SAVEPOINT ledger_unit")
+_RELEASE = Prepared("RELEASE SAVEPOINT ledger_unit")
+_ROLLBACK_TO = Prepared("ROLLBACK TO SAVEPOINT ledger_unit")
+_LATEST_OF: dict[frozenset[str], Prepared] = {}
 
 InlineApplier = Callable[[Connection, Sequence[RecordedEvent]], None]
 """Called inside the append's savepoint with the events just written; raising aborts it."""
@@ -80,10 +85,11 @@ class EventStore:
         *,
         actor: Mapping[str, Any] | None = None,
         expected: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> list[RecordedEvent]:
         """Append `events` atomically; return them as recorded once committed."""
         with self.transaction() as tx:
-            return tx.append(events, actor=actor, expected=expected)
+            return tx.append(events, actor=actor, expected=expected, unchanged=unchanged)
 
     @contextmanager
     def transaction(self) -> Iterator[AppendTransaction]:
@@ -198,13 +204,14 @@ class AppendTransaction:
         self.store = store
         self.connection = connection
         self.recorded: list[RecordedEvent] = []
-        row = connection.execute(_LOCK_HEAD).one_or_none()
+        row = _LOCK_HEAD.execute(connection).fetchone()
         if row is None:
             raise LedgerError("the ledger has no head row: run `ledgerca db upgrade`")
-        self._position = int(row.position)
-        self._hash = str(row.hash)
-        self._time = str(row.recorded_at or "")
+        self._position = int(row[0])
+        self._hash = str(row[1])
+        self._time = str(row[2] or "")
         self._versions: dict[str, int] = {}
+        self._latest: dict[frozenset[str], int] = {}
 
     def append(
         self,
@@ -212,24 +219,54 @@ class AppendTransaction:
         *,
         actor: Mapping[str, Any] | None = None,
         expected: Mapping[str, int] | None = None,
+        unchanged: Unchanged | None = None,
     ) -> list[RecordedEvent]:
         """Append `events` as one unit: all of them (and their inline projections) or none."""
         if not events:
             return []
-        saved = (self._position, self._hash, self._time, dict(self._versions))
-        savepoint = self.connection.begin_nested()
+        if unchanged is not None:
+            latest = self.latest_position(unchanged.types)
+            if latest > unchanged.position:
+                raise ChangedSince(
+                    f"an event of the watched types was recorded at {latest}, "
+                    f"after position {unchanged.position}",
+                    position=latest,
+                )
+        saved = (self._position, self._hash, self._time, dict(self._versions), dict(self._latest))
+        # A savepoint per unit, in plain SQL: SQLAlchemy's nested transactions cost ~0.1 ms.
+        _SAVEPOINT.execute(self.connection)
         try:
             recorded = self._write(events, actor or {}, expected or {})
             if self.store.inline is not None:
                 self.store.inline(self.connection, recorded)
-            savepoint.commit()
+            _RELEASE.execute(self.connection)
         except BaseException:
-            if savepoint.is_active:
-                savepoint.rollback()
-            self._position, self._hash, self._time, self._versions = saved
+            if not self.connection.invalidated:
+                _ROLLBACK_TO.execute(self.connection)
+                _RELEASE.execute(self.connection)
+            self._position, self._hash, self._time, self._versions, self._latest = saved
             raise
         self.recorded.extend(recorded)
         return recorded
+
+    def latest_position(self, types: frozenset[str]) -> int:
+        """The position of the newest event of `types` (0 if none), this transaction's own
+        appends included. Read once per transaction: the ledger lock keeps it true."""
+        if types not in self._latest:
+            query = _LATEST_OF.get(types)
+            if query is None:
+                # One bound value per type (not an expanding IN): compiled once, reused.
+                names = sorted(types)
+                query = _LATEST_OF[types] = Prepared(
+                    select(func.max(events_table.c.position)).where(
+                        events_table.c.type.in_(
+                            [bindparam(f"type_{i}", name) for i, name in enumerate(names)]
+                        )
+                    )
+                )
+            row = query.execute(self.connection).fetchone()
+            self._latest[types] = int(row[0] or 0) if row else 0
+        return self._latest[types]
 
     def _version(self, stream: str) -> int:
         if stream not in self._versions:
@@ -276,6 +313,9 @@ class AppendTransaction:
             version = self._version(new.stream) + 1
             self._versions[new.stream] = version
             self._position += 1
+            for types in self._latest:
+                if new.type in types:
+                    self._latest[types] = self._position
             data_text = canonical_json(new.data)
             event_id = str(new.event_id)
             prev_hash = self._hash
@@ -324,7 +364,7 @@ class AppendTransaction:
                 )
             )
         try:
-            self.connection.execute(_INSERT_EVENTS, rows)
+            _INSERT_EVENTS.executemany(self.connection, rows)
         except IntegrityError as exc:
             if not is_unique_violation(exc):
                 raise AppendRefused(f"the database refused the append: {exc.orig}") from exc
@@ -339,8 +379,8 @@ class AppendTransaction:
         """Move the head row to the last event appended; called just before commit."""
         if not self.recorded:
             return
-        self.connection.execute(
-            _MOVE_HEAD,
+        _MOVE_HEAD.execute(
+            self.connection,
             {"new_position": self._position, "new_hash": self._hash, "new_time": self._time},
         )
         if not is_sqlite(self.connection.engine):

@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from ledger import RecordedEvent, is_unique_violation
 from ledger import catalogue as ev
+from ledger.fastsql import Prepared
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
 
@@ -24,7 +25,7 @@ used_tokens = Table(
 )
 
 
-_INSERT = used_tokens.insert()
+_INSERT = Prepared(used_tokens.insert())
 
 
 class TokenAlreadyUsed(ProjectionConflict):
@@ -37,8 +38,8 @@ def _spend(connection: Connection, event: RecordedEvent) -> None:
         return
     provisioner = event.data.get("provisioner") or {}
     try:
-        connection.execute(
-            _INSERT,
+        _INSERT.execute(
+            connection,
             {
                 "token_id": token_id,
                 "provisioner_id": provisioner.get("id"),

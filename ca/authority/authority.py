@@ -23,10 +23,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot, StateCache
+from ca.authority.state import STATE, ActiveKey, ProvisionerRecord, Snapshot, StateCache
 from ca.crl.urls import leaf_urls
 from ca.durations import parse_go_duration
-from ca.errors import AuthError, BadRequest, ConfigError, SignerError
+from ca.errors import AuthError, BadRequest, CAError, ConfigError, SignerError, Unavailable
 from ca.keys.files import KeyType, PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
@@ -52,7 +52,7 @@ from ca.templates.x509 import (
     template_data,
 )
 from ca.templates.x509 import SAN as TemplateSAN
-from ledger import GroupCommitter, NewEvent, format_time
+from ledger import ChangedSince, GroupCommitter, NewEvent, Unchanged, format_time
 from ledger import catalogue as ev
 from projections.used_tokens import TokenAlreadyUsed
 
@@ -208,10 +208,8 @@ class Authority:
     # -- state and keys ----------------------------------------------------------------
 
     def snapshot(self) -> Snapshot:
-        try:
-            return self.state.current()
-        except LookupError as exc:
-            raise ConfigError(str(exc)) from exc
+        """What the ledger says now (one indexed query; reloaded only after a change)."""
+        return self._fresh_state()[0]
 
     def signing_key(self, key: ActiveKey) -> PrivateKey:
         cached = self._keys.get(key.key_id)
@@ -273,23 +271,53 @@ class Authority:
 
     async def sign_async(self, request: SignRequest, info: RequestInfo) -> Issued:
         """`sign` for an event loop: the CPU work runs here, the commit is awaited (no
-        request thread is held while the group committer writes)."""
-        prepared = self.prepare_sign(request, info)
-        future = self.appender.submit(
-            prepared.append.events,
-            actor=prepared.append.actor,
-            expected=prepared.append.expected,
-        )
-        try:
-            (recorded,) = await asyncio.wrap_future(future)
-        except TokenAlreadyUsed:
-            raise AuthError("token already used") from None
-        return prepared.issued(recorded.position)
+        request thread is held while the group committer writes).
 
-    def prepare_sign(self, request: SignRequest, info: RequestInfo) -> PreparedIssue:
+        It decides from the cached snapshot without asking the database first, and makes
+        that safe at both ends: the append carries the snapshot's state position as a
+        precondition (`Unchanged`), so a provisioner, key or policy change committed by any
+        instance in the meantime refuses it; and a refusal is re-checked against the
+        current state before the client sees it. Either way the request is decided again
+        on the new state, so every instance honours a change on its next request.
+        """
+        snapshot, position = self.state.cached()
+        for _ in range(3):
+            try:
+                prepared = self.prepare_sign(request, info, snapshot)
+            except CAError:
+                fresh = self._fresh_state()
+                if fresh[1] == position:
+                    raise
+                snapshot, position = fresh
+                continue
+            future = self.appender.submit(
+                prepared.append.events,
+                actor=prepared.append.actor,
+                expected=prepared.append.expected,
+                unchanged=Unchanged(STATE, position),
+            )
+            try:
+                (recorded,) = await asyncio.wrap_future(future)
+            except TokenAlreadyUsed:
+                raise AuthError("token already used") from None
+            except ChangedSince:
+                snapshot, position = self._fresh_state()
+                continue
+            return prepared.issued(recorded.position)
+        raise Unavailable("the authority's configuration kept changing during the request")
+
+    def _fresh_state(self) -> tuple[Snapshot, int]:
+        try:
+            return self.state.current_entry()
+        except LookupError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def prepare_sign(
+        self, request: SignRequest, info: RequestInfo, snapshot: Snapshot | None = None
+    ) -> PreparedIssue:
         """Everything of issuance but the commit: a signed certificate and its event."""
         now = self.clock()
-        snapshot = self.snapshot()
+        snapshot = snapshot or self.snapshot()
         csr = parse_csr(request.csr)
         if not request.ott:
             raise BadRequest("missing ott")

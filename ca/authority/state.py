@@ -168,28 +168,45 @@ def state_position(connection: Connection) -> int:
     return int(value or 0)
 
 
+STATE = frozenset(STATE_TYPES)
+
+
 class StateCache:
     """The newest snapshot, reloaded only when an event that changes it was appended.
 
-    Each call asks one indexed question — the position of the newest state event — so
+    `current` asks one indexed question — the position of the newest state event — so
     issuance alone (which never appends state events) never forces a reload, while a
     provisioner change committed by any instance is seen on the very next request.
+    `cached` skips even that question, for callers that check the position at commit
+    instead (`ledger.Unchanged`): issuance on the hot path.
     """
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._snapshot: Snapshot | None = None
-        self._state_position = -1
+        # The snapshot and the state position it reflects, swapped together: a reader
+        # must never pair a newer position with an older snapshot.
+        self._entry: tuple[Snapshot, int] | None = None
         self._lock = threading.Lock()
 
     def current(self) -> Snapshot:
+        return self.current_entry()[0]
+
+    def current_entry(self) -> tuple[Snapshot, int]:
+        """The snapshot as of the newest state event, and that event's position."""
         with self.engine.connect() as connection:
             position = state_position(connection)
-            snapshot = self._snapshot
-            if snapshot is not None and self._state_position == position:
-                return snapshot
+            entry = self._entry
+            if entry is not None and entry[1] == position:
+                return entry
             with self._lock:
-                if self._snapshot is None or self._state_position != position:
-                    self._snapshot = load_snapshot(connection)
-                    self._state_position = position
-                return self._snapshot
+                entry = self._entry
+                if entry is None or entry[1] != position:
+                    entry = (load_snapshot(connection), position)
+                    self._entry = entry
+                return entry
+
+    def cached(self) -> tuple[Snapshot, int]:
+        """The snapshot last loaded and its state position, without asking the database
+        (loaded on first use). The caller must check the position when it appends."""
+        entry = self._entry
+        return entry if entry is not None else self.current_entry()

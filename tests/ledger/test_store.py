@@ -8,10 +8,12 @@ import pytest
 from sqlalchemy import Connection
 
 from ledger import (
+    ChangedSince,
     ConcurrencyConflict,
     EventStore,
     NewEvent,
     RecordedEvent,
+    Unchanged,
     Upcasters,
     verify_chain,
 )
@@ -87,6 +89,45 @@ def test_a_failing_append_in_a_shared_transaction_does_not_fail_its_neighbours(
         ok2 = tx.append([NewEvent("y", "test.a", {"n": 2})])
     assert [e.position for e in ok1 + ok2] == [2, 3]
     assert [e.stream for e in store.read()] == ["taken", "x", "y"]
+    assert verify_chain(store.engine).events == 3
+
+
+def test_an_append_that_read_state_before_a_change_is_refused_and_writes_nothing(
+    store: EventStore,
+) -> None:
+    config = frozenset({"test.config"})
+    store.append([NewEvent("other", "test.a", {})])
+    (seen,) = store.append([NewEvent("config", "test.config", {"v": 1})])
+    # Unrelated events after the reading do not matter...
+    store.append([NewEvent("noise", "test.a", {})])
+    store.append([NewEvent("x", "test.a", {})], unchanged=Unchanged(config, seen.position))
+    # ...a newer event of a watched type does, and says where it is.
+    (newer,) = store.append([NewEvent("config", "test.config", {"v": 2})])
+    with pytest.raises(ChangedSince) as refused:
+        store.append([NewEvent("y", "test.a", {})], unchanged=Unchanged(config, seen.position))
+    assert refused.value.position == newer.position
+    assert [e.stream for e in store.read()] == ["other", "config", "noise", "x", "config"]
+    # Nothing of that type yet: position 0 is the reading of an empty set.
+    store.append([NewEvent("z", "test.a", {})], unchanged=Unchanged(frozenset({"none"}), 0))
+
+
+def test_a_change_earlier_in_the_same_transaction_refuses_a_later_unit(store: EventStore) -> None:
+    config = frozenset({"test.config"})
+    with store.transaction() as tx:
+        before = tx.latest_position(config)
+        tx.append([NewEvent("a", "test.a", {})], unchanged=Unchanged(config, before))
+        tx.append([NewEvent("config", "test.config", {})])
+        with pytest.raises(ChangedSince):
+            tx.append([NewEvent("b", "test.a", {})], unchanged=Unchanged(config, before))
+        # A unit that rolled back leaves the reading as it was: its own change is gone.
+        with pytest.raises(ConcurrencyConflict):
+            tx.append(
+                [NewEvent("config", "test.config", {}), NewEvent("a", "test.a", {})],
+                expected={"a": 0},
+            )
+        assert tx.latest_position(config) == 2
+        tx.append([NewEvent("c", "test.a", {})], unchanged=Unchanged(config, 2))
+    assert [e.stream for e in store.read()] == ["a", "config", "c"]
     assert verify_chain(store.engine).events == 3
 
 
