@@ -206,9 +206,7 @@ def log_level(text: str) -> int:
     try:
         return LOG_LEVELS[text.lower()]
     except KeyError:
-        raise ConfigError(
-            f"log_level {text!r} is not one of {', '.join(LOG_LEVELS)}"
-        ) from None
+        raise ConfigError(f"log_level {text!r} is not one of {', '.join(LOG_LEVELS)}") from None
 
 
 def _check_url(url: str | None, key: str, schemes: tuple[str, ...]) -> None:

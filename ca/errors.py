@@ -62,7 +62,6 @@ class Unavailable(CAError):
     status = 503
 
 
-
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, CAError):
         return exc.status

@@ -145,9 +145,7 @@ def certificate_subjects(certificate: x509.Certificate) -> set[str]:
     return names
 
 
-def match(
-    admins: Sequence[Admin], *, provisioner_id: str | None, subjects: set[str]
-) -> Admin:
+def match(admins: Sequence[Admin], *, provisioner_id: str | None, subjects: set[str]) -> Admin:
     for admin in admins:
         if admin.provisioner_id == provisioner_id and admin.subject in subjects:
             return admin

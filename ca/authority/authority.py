@@ -368,9 +368,7 @@ class Authority:
             token_id=token.token_id,
             info=info,
         )
-        return PreparedIssue(
-            certificate, self._chain(certificate, issuer), record.name, append
-        )
+        return PreparedIssue(certificate, self._chain(certificate, issuer), record.name, append)
 
     def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
         """The configured CRL and OCSP URLs, unless the template chose its own."""

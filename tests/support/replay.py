@@ -38,8 +38,7 @@ def ledger_serials(url: str) -> set[str]:
     engine = create_engine(url)
     try:
         return {
-            str(event.data["serial"])
-            for event in EventStore(engine).read(types=("x509.issued",))
+            str(event.data["serial"]) for event in EventStore(engine).read(types=("x509.issued",))
         }
     finally:
         engine.dispose()
