@@ -20,6 +20,7 @@ from typing import Any, cast
 
 import structlog
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -30,7 +31,7 @@ from ca.errors import AuthError, BadRequest, CAError, ConfigError, SignerError, 
 from ca.keys.files import KeyType, PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
-from ca.pki.claims import Claims, validity
+from ca.pki.claims import validity
 from ca.pki.leaf import build_leaf, check_leaf
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
@@ -44,14 +45,14 @@ from ca.provisioners.jwk import (
     verify_token,
 )
 from ca.runtime import Runtime
+from ca.templates.x509 import SAN as TemplateSAN
 from ca.templates.x509 import (
-    DEFAULT_LEAF_TEMPLATE,
     CertificateTemplate,
     Subject,
+    default_leaf,
     render,
     template_data,
 )
-from ca.templates.x509 import SAN as TemplateSAN
 from ledger import ChangedSince, GroupCommitter, NewEvent, Unchanged, format_time
 from ledger import catalogue as ev
 from projections.used_tokens import TokenAlreadyUsed
@@ -161,11 +162,14 @@ def parse_csr(text: str) -> x509.CertificateSigningRequest:
         raise BadRequest("missing csr")
     try:
         csr = x509.load_pem_x509_csr(text.encode())
-        valid = csr.is_signature_valid
     except (ValueError, TypeError, UnicodeEncodeError):
         raise BadRequest("invalid csr") from None
+    try:
+        valid = csr.is_signature_valid
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        valid = False
     if not valid:
-        raise BadRequest("invalid csr: bad signature")
+        raise BadRequest("invalid csr: its signature does not verify")
     return csr
 
 
@@ -260,7 +264,12 @@ class Authority:
         if record is None or record.jwk is None:
             raise AuthError("no provisioner for the token's issuer and key id")
         verified = verify_token(
-            token, record.jwk, accepted_audiences=accepted, now=now, ca_started=self.started_at
+            token,
+            record.jwk,
+            accepted_audiences=accepted,
+            now=now,
+            ca_started=self.started_at,
+            unverified=unverified,
         )
         return record, verified
 
@@ -323,27 +332,27 @@ class Authority:
             raise BadRequest("missing ott")
         record, token = self.verify_jwk_token(snapshot, request.ott, self.sign_audiences, now=now)
         sans = authorize_csr(token, csr)
-        claims = Claims.from_json(None, record.claims)
+        claims = record.parsed_claims
         not_before, not_after = validity(
             claims, now=now, not_before=request.not_before, not_after=request.not_after
         )
         x509_options = record.options.get("x509") if isinstance(record.options, dict) else None
-        template_text = DEFAULT_LEAF_TEMPLATE
-        template_user: Mapping[str, Any] = {}
+        names = [san.value for san in sans]
+        key_type = key_type_of(csr.public_key())
         if isinstance(x509_options, dict) and isinstance(x509_options.get("template"), str):
-            template_text = x509_options["template"]
-            template_user = request.template_data  # only custom templates see user data
-        template = render(
-            template_text,
-            template_data(
-                subject_cn=token.subject,
-                sans=[san.value for san in sans],
-                token_claims=token.claims,
-                csr=csr,
-                user_data=template_user,
-                key_type=key_type_of(csr.public_key()),
-            ),
-        )
+            template = render(
+                x509_options["template"],
+                template_data(
+                    subject_cn=token.subject,
+                    sans=names,
+                    token_claims=token.claims,
+                    csr=csr,
+                    user_data=request.template_data,  # only custom templates see user data
+                    key_type=key_type,
+                ),
+            )
+        else:
+            template = default_leaf(token.subject, names, key_type)
         template = self._with_revocation_urls(template)
         check_names(snapshot, record, template)
         extensions = []

@@ -355,7 +355,7 @@ def _reissue(
     if row["status"] == "revoked":
         raise AuthError("certificate has been revoked")
     record = _provisioner_of(snapshot, old, row)
-    claims = Claims.from_json(None, record.claims if record else None)
+    claims = record.parsed_claims if record else Claims.from_json(None, None)
     authorize_renewal(old, claims, now=now, via_token=via_token)
     issuer = snapshot.intermediate
     if issuer.certificate is None:

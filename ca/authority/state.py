@@ -7,6 +7,7 @@ intermediate) is honoured by every instance on its next request, without a resta
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from ca.authority.admins import Admin
 from ca.authority.admins import fold as fold_admins
+from ca.pki.claims import Claims
 from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
 from ledger import catalogue as ev
@@ -46,6 +48,11 @@ class ProvisionerRecord:
     claims: dict[str, object]
     options: dict[str, object]
     jwk: JWKProvisioner | None
+
+    @functools.cached_property
+    def parsed_claims(self) -> Claims:
+        """The provisioner's claims (X.509 and SSH) over the defaults, read once per snapshot."""
+        return Claims.from_json(None, self.claims)
 
 
 @dataclass(frozen=True)

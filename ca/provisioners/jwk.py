@@ -178,12 +178,15 @@ def verify_token(
     now: datetime,
     ca_started: datetime,
     leeway: timedelta = DEFAULT_LEEWAY,
+    unverified: UnverifiedToken | None = None,
 ) -> VerifiedToken:
     """Verify a one-time token with step-ca's rules; raise AuthError with the reason.
 
     Datetimes are timezone-aware. Single use (by `token_id`) is the caller's to enforce.
+    `unverified` is `peek(token)` when the caller has decoded it already.
     """
-    unverified = peek(token)
+    if unverified is None or unverified.raw != token:
+        unverified = peek(token)
     header, claims = unverified.header, unverified.claims
     alg = _check_algorithm(header.get("alg"), provisioner)
     if "crit" in header:
@@ -240,13 +243,10 @@ def split_sans(sans: Iterable[str]) -> list[SAN]:
 
 
 def authorize_csr(token: VerifiedToken, csr: x509.CertificateSigningRequest) -> list[SAN]:
-    """Check a CSR against its token (step-ca's JWK AuthorizeSign); return the SANs to issue."""
-    try:
-        signature_valid = csr.is_signature_valid
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        signature_valid = False
-    if not signature_valid:
-        raise BadRequest("invalid csr: its signature does not verify")
+    """Check a CSR against its token (step-ca's JWK AuthorizeSign); return the SANs to issue.
+
+    The CSR's own signature is checked once, where it is parsed (`ca.authority.parse_csr`).
+    """
     if token.csr_fingerprint is not None:
         der = csr.public_bytes(serialization.Encoding.DER)
         if _b64url(hashlib.sha256(der).digest()) != token.csr_fingerprint:

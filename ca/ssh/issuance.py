@@ -19,7 +19,6 @@ from ca.authority.state import ActiveKey, Snapshot
 from ca.errors import AuthError, BadRequest, CAError, ConfigError
 from ca.keys.files import PrivateKey
 from ca.keys.ids import key_id
-from ca.pki.claims import Claims
 from ca.provisioners.jwk import audiences
 from ca.ssh.certificates import (
     DEFAULT_USER_EXTENSIONS,
@@ -110,7 +109,7 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
     record, token = authority.verify_jwk_token(snapshot, request.ott, accepted, now=now)
     options = merge_options(request.options, token_options(token.claims), subject=token.subject)
     cert_type: CertType = "host" if options.cert_type == "host" else "user"
-    claims = Claims.from_json(None, record.claims)
+    claims = record.parsed_claims
     valid_after, valid_before = ssh_validity(
         claims,
         cert_type,

@@ -52,6 +52,7 @@ __all__ = [
     "Subject",
     "create_sans",
     "csr_view",
+    "default_leaf",
     "render",
     "template_data",
 ]
@@ -135,6 +136,20 @@ class CertificateTemplate:
 def render(template: str, data: Mapping[str, Any]) -> CertificateTemplate:
     """Render a leaf template and read the result strictly (BadRequest / PolicyError)."""
     return _certificate(render_json(template, data))
+
+
+def default_leaf(subject_cn: str, sans: Sequence[str], key_type: KeyType) -> CertificateTemplate:
+    """What `DEFAULT_LEAF_TEMPLATE` renders to for these inputs, built without the template
+    engine: the default template is the issuance hot path. A test keeps the two equal."""
+    usages = ["keyEncipherment", "digitalSignature"] if key_type == "RSA" else ["digitalSignature"]
+    return _certificate(
+        {
+            "subject": {"commonName": subject_cn},
+            "sans": create_sans(sans),
+            "keyUsage": usages,
+            "extKeyUsage": ["serverAuth", "clientAuth"],
+        }
+    )
 
 
 def template_data(

@@ -22,6 +22,7 @@ from ca.templates.x509 import (
     Subject,
     create_sans,
     csr_view,
+    default_leaf,
     render,
     template_data,
 )
@@ -101,6 +102,23 @@ def test_other_keys_get_digital_signature_only(
 ) -> None:
     result = render(DEFAULT_LEAF_TEMPLATE, _data(ec_csr, key_type=key_type))
     assert result.key_usage == ("digitalSignature",)
+
+
+@pytest.mark.parametrize("key_type", ["EC", "OKP", "RSA"])
+@pytest.mark.parametrize(
+    "cn, sans",
+    [
+        ("www.example.com", ["www.example.com"]),
+        ("svc", ["ops@example.com", "10.0.0.1", "spiffe://example/svc", "a.example", "::1"]),
+        (INJECTION, [ARRAY_BREAKOUT, "b.example", "b.example"]),
+        ("nothing", []),
+    ],
+)
+def test_issuance_without_the_template_engine_gives_what_the_default_template_renders(
+    ec_csr: x509.CertificateSigningRequest, key_type: str, cn: str, sans: list[str]
+) -> None:
+    data = template_data(cn, sans, {"sub": cn}, ec_csr, None, key_type)
+    assert default_leaf(cn, sans, key_type) == render(DEFAULT_LEAF_TEMPLATE, data)
 
 
 # --- injection ------------------------------------------------------------------------
