@@ -19,7 +19,11 @@ def format_time(moment: datetime) -> str:
 
 
 def parse_time(text: str) -> datetime:
-    return datetime.strptime(text, TIME_FORMAT).replace(tzinfo=UTC)
+    """The inverse of `format_time`, strict about the shape (strptime is ~40x slower, and
+    replays parse one time per event)."""
+    if len(text) != 27 or text[10] != "T" or text[-1] != "Z" or text[19] != ".":
+        raise ValueError(f"time data {text!r} does not match format {TIME_FORMAT!r}")
+    return datetime.fromisoformat(text)
 
 
 @dataclass(frozen=True)
