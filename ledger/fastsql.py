@@ -15,7 +15,7 @@ type processing happens here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 from sqlalchemy import Connection
 from sqlalchemy.engine import Dialect
@@ -29,43 +29,38 @@ class Prepared:
 
     def __init__(self, statement: ClauseElement | str) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[type[Dialect], str], tuple[str, tuple[str, ...] | None]] = {}
-        self._defaults: dict[str, Any] = {}
+        self._compiled: dict[tuple[type[Dialect], str], _Compiled] = {}
 
-    def _for(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None]:
+    def _for(self, dialect: Dialect) -> _Compiled:
         key = (type(dialect), dialect.paramstyle)
         compiled = self._compiled.get(key)
         if compiled is None:
             if isinstance(self.statement, str):
-                compiled = (self.statement, None)
+                compiled = _Compiled(self.statement, None, {})
             else:
                 result = cast(SQLCompiler, self.statement.compile(dialect=dialect))
-                # Values bound inside the statement (`where id == 1`) come with it.
-                self._defaults = {k: v for k, v in result.params.items() if v is not None}
-                names = tuple(result.positiontup or ()) if result.positional else None
-                compiled = (result.string, names)
+                compiled = _Compiled(
+                    result.string,
+                    tuple(result.positiontup or ()) if result.positional else None,
+                    # Values bound inside the statement (`where id == 1`, SQLite's OFFSET 0).
+                    {k: v for k, v in result.params.items() if v is not None},
+                )
             self._compiled[key] = compiled
         return compiled
 
-    def _parameters(self, names: tuple[str, ...] | None, params: Mapping[str, Any]) -> Any:
-        if names is None:
-            return {**self._defaults, **params} if self._defaults else params
-        merged = {**self._defaults, **params} if self._defaults else params
-        return tuple(merged[name] for name in names)
-
     def execute(self, connection: Connection, params: Mapping[str, Any] | None = None) -> Any:
         """Run once; returns the DBAPI cursor (fetchone/fetchall/rowcount)."""
-        sql, names = self._for(connection.dialect)
+        compiled = self._for(connection.dialect)
         raw = connection.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
-            if params is None and not self._defaults:
-                cursor.execute(sql)
+            if params is None and not compiled.defaults:
+                cursor.execute(compiled.sql)
             else:
-                cursor.execute(sql, self._parameters(names, params or {}))
+                cursor.execute(compiled.sql, compiled.parameters(params or {}))
         except connection.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(connection, sql, exc, cursor) from exc
+            raise _wrapped(connection, compiled.sql, exc, cursor) from exc
         return cursor
 
     def executemany(self, connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -73,14 +68,27 @@ class Prepared:
         if len(rows) == 1:
             self.execute(connection, rows[0])
             return
-        sql, names = self._for(connection.dialect)
+        compiled = self._for(connection.dialect)
         raw = connection.connection.dbapi_connection
         assert raw is not None
         cursor = raw.cursor()
         try:
-            cursor.executemany(sql, [self._parameters(names, row) for row in rows])
+            cursor.executemany(compiled.sql, [compiled.parameters(row) for row in rows])
         except connection.dialect.loaded_dbapi.Error as exc:
-            raise _wrapped(connection, sql, exc, cursor) from exc
+            raise _wrapped(connection, compiled.sql, exc, cursor) from exc
+
+
+class _Compiled(NamedTuple):
+    sql: str
+    names: tuple[str, ...] | None
+    """Parameter order for positional paramstyles; None when the driver takes a mapping."""
+    defaults: dict[str, Any]
+
+    def parameters(self, params: Mapping[str, Any]) -> Any:
+        merged = {**self.defaults, **params} if self.defaults else params
+        if self.names is None:
+            return merged
+        return tuple(merged[name] for name in self.names)
 
 
 def _wrapped(connection: Connection, sql: str, exc: Exception, cursor: Any) -> BaseException:
