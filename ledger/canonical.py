@@ -18,7 +18,20 @@ JSONValue = Any
 _SCALARS = frozenset({type(None), bool, str, int})
 
 
+def _valid(value: object) -> bool:
+    """True for a JSON value without floats (the fast walk: no paths built)."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return True
+    if kind is dict:
+        return all(type(k) is str and _valid(v) for k, v in value.items())  # type: ignore[attr-defined]
+    if kind is list:
+        return all(_valid(item) for item in value)  # type: ignore[attr-defined]
+    return False
+
+
 def _check(value: object, path: str) -> None:
+    """Raise TypeError naming the first thing in `value` that has no canonical form."""
     if type(value) in _SCALARS:
         return
     if value is None or isinstance(value, (bool, str)):
@@ -42,7 +55,10 @@ def _check(value: object, path: str) -> None:
 
 def canonical_json(value: JSONValue) -> str:
     """Return the canonical text of `value`, refusing anything without one."""
-    _check(value, "$")
+    if not _valid(value):
+        # Other mappings and sequences (tuples, frozen views) are fine too; this slower walk
+        # accepts them and names the path of anything that is not.
+        _check(value, "$")
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
     )

@@ -38,6 +38,10 @@ class Prepared:
             if isinstance(self.statement, str):
                 compiled = _Compiled(self.statement, None, {})
             else:
+                if dialect.name == "sqlite" and dialect.paramstyle == "qmark":
+                    # sqlite3 takes `:name` parameters from a mapping itself: no tuple to
+                    # build per row.
+                    dialect = type(dialect)(paramstyle="named")  # type: ignore[call-arg]
                 result = cast(SQLCompiler, self.statement.compile(dialect=dialect))
                 compiled = _Compiled(
                     result.string,

@@ -25,6 +25,7 @@ from ledger.errors import AppendRefused, ChangedSince, ConcurrencyConflict, Ledg
 from ledger.events import Head, NewEvent, RecordedEvent, Unchanged, format_time, parse_time
 from ledger.fastsql import Prepared
 from ledger.hashing import GENESIS_HASH, hash_parts
+from ledger.rows import StoredRow
 from ledger.schema import events as events_table
 from ledger.schema import ledger_head
 from ledger.upcasting import NO_UPCASTERS, Upcasters
@@ -162,7 +163,7 @@ class EventStore:
                 connection.execute(select(func.count()).select_from(events_table)).scalar_one()
             )
 
-    def decode(self, row: Row[Any]) -> RecordedEvent:
+    def decode(self, row: Row[Any] | StoredRow) -> RecordedEvent:
         schema, data = self.upcasters.upcast(row.type, int(row.schema), parse_json(row.data))
         return RecordedEvent(
             position=int(row.position),

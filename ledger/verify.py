@@ -7,47 +7,19 @@ import os
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from typing import NamedTuple
 
-from sqlalchemy import Engine, bindparam, func, select
+from sqlalchemy import Engine, func, select
 
 from ledger.errors import IntegrityViolation
-from ledger.fastsql import Prepared
 from ledger.hashing import GENESIS_HASH, hash_parts
+from ledger.rows import StoredRow, rows_between
 from ledger.schema import events, ledger_head
-
-
-class StoredRow(NamedTuple):
-    """One row of `events` as stored, in column order."""
-
-    position: int
-    event_id: str
-    stream: str
-    version: int
-    type: str
-    schema: int
-    recorded_at: str
-    actor: str
-    data: str
-    prev_hash: str
-    hash: str
-
 
 Progress = Callable[[int, int], None]
 """Called with (positions checked, positions to check)."""
 
 Visit = Callable[[StoredRow], None]
 """Called with each row once its hash and link verified; may raise IntegrityViolation."""
-
-# Rows as plain tuples from the driver: SQLAlchemy's result rows cost more per event than
-# the hash does.
-_ROWS_AFTER = Prepared(
-    select(*(events.c[name] for name in StoredRow._fields))
-    .where(events.c.position > bindparam("after"))
-    .order_by(events.c.position)
-    .limit(bindparam("size"))
-)
-
 
 @dataclass(frozen=True)
 class Verified:
@@ -172,13 +144,10 @@ def _walk(
     try:
         while after < until:
             with engine.connect() as connection:
-                rows = _ROWS_AFTER.execute(
-                    connection, {"after": after, "size": min(batch, until - after)}
-                ).fetchall()
+                rows = rows_between(connection, after, until, batch)
             if not rows:
                 break
-            for stored in rows:
-                row = StoredRow._make(stored)
+            for row in rows:
                 position = int(row.position)
                 if not first_position:
                     first_position, first_prev = position, row.prev_hash
@@ -197,7 +166,7 @@ def _walk(
                 previous = row.hash
                 expected_position = position + 1
                 count += 1
-            after = int(rows[-1][0])
+            after = int(rows[-1].position)
             if progress is not None:
                 progress(count, total)
     except IntegrityViolation as exc:

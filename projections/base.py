@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -23,6 +23,7 @@ projection_positions = Table(
 )
 
 Handler = Callable[[Connection, RecordedEvent], None]
+BatchHandler = Callable[[Connection, Sequence[RecordedEvent]], None]
 
 
 class Mode(Enum):
@@ -42,11 +43,21 @@ class Projection:
     handlers: Mapping[str, Handler] = field(default_factory=dict)
     every_event: Handler | None = None
     """A handler for event types without one of their own."""
+    batch: BatchHandler | None = None
+    """Applies consecutive events at once, with the same result as `apply` on each in
+    order (fewer statements: replays and rebuilds go through it)."""
 
     def apply(self, connection: Connection, event: RecordedEvent) -> None:
         handler = self.handlers.get(event.type, self.every_event)
         if handler is not None:
             handler(connection, event)
+
+    def apply_all(self, connection: Connection, events: Sequence[RecordedEvent]) -> None:
+        if self.batch is not None:
+            self.batch(connection, events)
+            return
+        for event in events:
+            self.apply(connection, event)
 
     def clear(self, connection: Connection) -> None:
         # Children before parents, in case a later table refers to an earlier one.

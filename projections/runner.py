@@ -12,7 +12,8 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from ledger import EventStore, InlineApplier, RecordedEvent
 from ledger.database import WRITE
-from ledger.schema import events, ledger_head
+from ledger.rows import batches_between
+from ledger.schema import ledger_head
 from projections import (
     activity,
     authority_keys,
@@ -94,8 +95,7 @@ class Projections:
                 with connection.begin():
                     position = _locked_position(connection, projection.name)
                     events = list(store.read(position, limit=batch))
-                    for event in events:
-                        projection.apply(connection, event)
+                    projection.apply_all(connection, events)
                     if events:
                         _store_position(connection, projection.name, events[-1].position)
             applied += len(events)
@@ -129,17 +129,11 @@ class Projections:
                 _locked_position(connection, projection.name)
                 projection.clear(connection)
                 replayed = 0
-                after = 0
-                while after < head:
-                    batch = _read_in(store, connection, after, head)
-                    if not batch:
-                        break
-                    for event in batch:
-                        projection.apply(connection, event)
-                    replayed += len(batch)
-                    after = batch[-1].position
+                for rows in batches_between(connection, 0, head, 5000):
+                    projection.apply_all(connection, [store.decode(row) for row in rows])
+                    replayed += len(rows)
                     if progress is not None:
-                        progress(after, head)
+                        progress(rows[-1].position, head)
                 _store_position(connection, projection.name, head)
         return replayed
 
@@ -163,18 +157,6 @@ class Projections:
             )
             for p in self.all
         ]
-
-
-def _read_in(
-    store: EventStore, connection: Connection, after: int, until: int, batch: int = 2000
-) -> list[RecordedEvent]:
-    rows = connection.execute(
-        select(events)
-        .where(events.c.position > after, events.c.position <= until)
-        .order_by(events.c.position)
-        .limit(batch)
-    ).all()
-    return [store.decode(row) for row in rows]
 
 
 def _locked_position(connection: Connection, name: str) -> int:

@@ -6,6 +6,9 @@ is refused even when it reaches another process on the same database at the same
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from sqlalchemy import Column, Connection, String, Table
 from sqlalchemy.exc import IntegrityError
 
@@ -32,21 +35,22 @@ class TokenAlreadyUsed(ProjectionConflict):
     """The token's id is already in `used_tokens`."""
 
 
-def _spend(connection: Connection, event: RecordedEvent) -> None:
+def _row(event: RecordedEvent) -> dict[str, Any] | None:
     token_id = event.data.get("token_id")
     if not token_id:
-        return
+        return None
     provisioner = event.data.get("provisioner") or {}
+    return {
+        "token_id": token_id,
+        "provisioner_id": provisioner.get("id"),
+        "stream": event.stream,
+        "used_position": event.position,
+    }
+
+
+def _insert(connection: Connection, rows: list[dict[str, Any]]) -> None:
     try:
-        _INSERT.execute(
-            connection,
-            {
-                "token_id": token_id,
-                "provisioner_id": provisioner.get("id"),
-                "stream": event.stream,
-                "used_position": event.position,
-            },
-        )
+        _INSERT.executemany(connection, rows)
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
@@ -54,14 +58,27 @@ def _spend(connection: Connection, event: RecordedEvent) -> None:
         raise TokenAlreadyUsed("token already used") from None
 
 
+def _spend(connection: Connection, event: RecordedEvent) -> None:
+    row = _row(event)
+    if row is not None:
+        _insert(connection, [row])
+
+
+def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> None:
+    rows = [
+        row for event in events if event.type in _SPENDING and (row := _row(event)) is not None
+    ]
+    if rows:
+        _insert(connection, rows)
+
+
+_SPENDING = frozenset({ev.X509_ISSUED, ev.X509_REVOKED, ev.SSH_ISSUED, ev.SSH_REVOKED})
+
+
 projection = Projection(
     name="used_tokens",
     mode=Mode.INLINE,
     tables=(used_tokens,),
-    handlers={
-        ev.X509_ISSUED: _spend,
-        ev.X509_REVOKED: _spend,
-        ev.SSH_ISSUED: _spend,
-        ev.SSH_REVOKED: _spend,
-    },
+    handlers=dict.fromkeys(_SPENDING, _spend),
+    batch=_apply_batch,
 )

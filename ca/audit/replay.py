@@ -13,6 +13,7 @@ from sqlalchemy.pool import StaticPool
 
 from ledger import EventStore, RecordedEvent
 from ledger.catalogue import ADMINS_STREAM
+from ledger.rows import batches_between
 from ledger.schema import events, ledger_head
 from projections.base import Projection, projection_positions
 from projections.runner import ALL
@@ -20,22 +21,12 @@ from projections.runner import ALL
 Progress = Callable[[int, int], None]
 
 
-def read_events(
+def read_batches(
     store: EventStore, source: Connection, *, until: int, after: int = 0, batch: int = 5000
-) -> Iterator[RecordedEvent]:
+) -> Iterator[list[RecordedEvent]]:
     """Events after..until, read on `source` (so inside its snapshot), decoded by `store`."""
-    while after < until:
-        rows = source.execute(
-            select(events)
-            .where(events.c.position > after, events.c.position <= until)
-            .order_by(events.c.position)
-            .limit(batch)
-        ).all()
-        if not rows:
-            return
-        for row in rows:
-            yield store.decode(row)
-        after = int(rows[-1].position)
+    for rows in batches_between(source, after, until, batch):
+        yield [store.decode(row) for row in rows]
 
 
 def memory_engine() -> Engine:
@@ -65,11 +56,11 @@ def replay(
         ).all()
         if admin_rows:
             target.execute(events.insert(), [dict(row._mapping) for row in admin_rows])
-        for count, event in enumerate(read_events(store, source, until=until), start=1):
+        for batch in read_batches(store, source, until=until):
             for projection in projections:
-                projection.apply(target, event)
-            if progress is not None and count % 5000 == 0:
-                progress(count, until)
+                projection.apply_all(target, batch)
+            if progress is not None:
+                progress(batch[-1].position, until)
     return engine
 
 

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select
-from sqlalchemy.engine import Row
 
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
@@ -32,6 +31,7 @@ from ca.keys.ids import key_id
 from ledger import EventStore, IntegrityViolation, verify_chain
 from ledger import catalogue as ev
 from ledger.merkle import CompactTree, event_leaf
+from ledger.rows import StoredRow
 from ledger.schema import ledger_head
 from projections.authority_keys import authority_keys
 from projections.base import Mode, projection_positions
@@ -71,7 +71,7 @@ class _Walk:
         self.exported_root: str | None = None
         self.checkpoints = 0
 
-    def __call__(self, row: Row[Any]) -> None:
+    def __call__(self, row: StoredRow) -> None:
         position = int(row.position)
         if row.type == ev.LEDGER_CHECKPOINT:
             self._checkpoint(position, row.data)
