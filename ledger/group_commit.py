@@ -6,9 +6,11 @@ callers hand their events to one committer thread and wait. While it commits a b
 next callers queue up, and it takes them all at once: batches grow with load, and a lone
 request is never delayed waiting for company.
 
-Each caller's events are one unit in its own savepoint, so a refused unit (a used token, a
-version conflict) fails only its own caller. If the commit itself fails, every caller in
-the batch gets the error and none of their events exist.
+A batch is first appended whole, with one insert per table and no savepoints. If any unit
+is refused (a used token, a version conflict, a stale state position) that transaction is
+rolled back and the batch appended again with each unit in its own savepoint, so the
+refused unit fails only its own caller. If the commit itself fails, every caller in the
+batch gets the error and none of their events exist.
 """
 
 from __future__ import annotations
@@ -20,16 +22,14 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from ledger.database import is_unavailable
 from ledger.events import NewEvent, RecordedEvent, Unchanged
-from ledger.store import EventStore
+from ledger.store import AppendUnit, EventStore
 
 
 @dataclass
 class _Pending:
-    events: Sequence[NewEvent]
-    actor: Mapping[str, Any] | None
-    expected: Mapping[str, int] | None
-    unchanged: Unchanged | None = None
+    unit: AppendUnit
     future: Future[list[RecordedEvent]] = field(default_factory=Future)
 
 
@@ -45,6 +45,8 @@ class GroupCommitter:
         self._thread.start()
         self.batches = 0
         self.units = 0
+        self.retried = 0
+        """Batches appended again one unit at a time because one of them was refused."""
 
     def append(
         self,
@@ -69,7 +71,7 @@ class GroupCommitter:
         (or fails with the reason they are not). An event loop awaits it without a thread."""
         if self._closed:
             raise RuntimeError("the group committer is closed")
-        pending = _Pending(events, actor, expected, unchanged)
+        pending = _Pending(AppendUnit(events, actor, expected, unchanged))
         self._queue.put(pending)
         return pending.future
 
@@ -97,25 +99,47 @@ class GroupCommitter:
             self._commit(batch)
 
     def _commit(self, batch: list[_Pending]) -> None:
+        # The cheap path: every unit in one go, no savepoints. A refusal (rare: a used
+        # token, a stale state position) sends the batch down the careful path.
+        try:
+            with self.store.transaction() as tx:
+                results = tx.append_all([pending.unit for pending in batch])
+        except Exception as exc:
+            if len(batch) > 1 and not is_unavailable(exc):
+                self.retried += 1
+                self._commit_one_by_one(batch)
+                return
+            # Its own refusal, or nothing can commit: nothing of the batch exists.
+            self._fail(batch, exc)
+            return
+        except BaseException as exc:
+            self._fail(batch, exc)
+            raise
+        self.batches += 1
+        self.units += len(batch)
+        for pending, recorded in zip(batch, results, strict=True):
+            pending.future.set_result(recorded)
+
+    def _commit_one_by_one(self, batch: list[_Pending]) -> None:
+        """Each unit in its own savepoint: a refused one fails alone."""
         outcomes: list[tuple[_Pending, list[RecordedEvent] | None, BaseException | None]] = []
         try:
             with self.store.transaction() as tx:
                 for pending in batch:
+                    unit = pending.unit
                     try:
                         recorded = tx.append(
-                            pending.events,
-                            actor=pending.actor,
-                            expected=pending.expected,
-                            unchanged=pending.unchanged,
+                            unit.events,
+                            actor=unit.actor,
+                            expected=unit.expected,
+                            unchanged=unit.unchanged,
                         )
                         outcomes.append((pending, recorded, None))
                     except Exception as exc:  # this unit only; its savepoint rolled back
                         outcomes.append((pending, None, exc))
         except BaseException as exc:
             # Nothing of the batch committed: every caller learns it, none gets a result.
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+            self._fail(batch, exc)
             if not isinstance(exc, Exception):
                 raise
             return
@@ -126,3 +150,9 @@ class GroupCommitter:
                 pending.future.set_exception(error)
             elif result is not None:
                 pending.future.set_result(result)
+
+    @staticmethod
+    def _fail(batch: list[_Pending], exc: BaseException) -> None:
+        for pending in batch:
+            if not pending.future.done():
+                pending.future.set_exception(exc)

@@ -46,7 +46,48 @@ def test_callers_queued_behind_a_commit_share_the_next_one(store: EventStore) ->
     assert sorted(r[0].position for r in results) == list(range(1, 21))
     assert committer.units == 20
     assert committer.batches == 2
+    assert committer.retried == 0  # nothing refused: each batch went in at once
     assert verify_chain(store.engine).events == 20
+
+
+def test_a_refusal_in_a_queued_batch_fails_alone_after_the_batch_is_retried(
+    store: EventStore,
+) -> None:
+    store.append([NewEvent("taken", "test.a", {})])
+    committer = GroupCommitter(store)
+    blocker = store.transaction()
+    tx = blocker.__enter__()
+    released = False
+    try:
+        with ThreadPoolExecutor(12) as pool:
+            first = pool.submit(committer.append, [NewEvent("s/0", "test.a", {})])
+            _wait_for(lambda: committer._queue.qsize() == 0)
+            queued = {
+                n: pool.submit(
+                    committer.append,
+                    [NewEvent("taken" if n == 5 else f"s/{n}", "test.a", {"n": n})],
+                    expected={"taken": 0} if n == 5 else None,
+                )
+                for n in range(1, 11)
+            }
+            _wait_for(lambda: committer._queue.qsize() == 10)
+            tx.finish()
+            blocker.__exit__(None, None, None)
+            released = True
+            first.result(timeout=60)
+            with pytest.raises(ConcurrencyConflict):
+                queued[5].result(timeout=60)
+            committed = [queued[n].result(timeout=60)[0] for n in queued if n != 5]
+    finally:
+        if not released:
+            blocker.__exit__(None, None, None)
+        committer.close()
+    assert committer.retried == 1
+    assert sorted(e.position for e in committed) == list(range(3, 12))
+    assert sorted(e.stream for e in store.read()) == sorted(
+        ["taken", "s/0", *(f"s/{n}" for n in range(1, 11) if n != 5)]
+    )
+    assert verify_chain(store.engine).events == 11
 
 
 def test_a_refused_unit_fails_alone_and_its_neighbours_commit(store: EventStore) -> None:
