@@ -100,15 +100,12 @@ def _check_source(connection: Connection, data: Mapping[str, Any]) -> None:
             raise CertificateRevoked(f"certificate {source} has been revoked: it cannot renew")
 
 
-def _row(event: RecordedEvent) -> dict[str, Any]:
+def issuance_columns(event: RecordedEvent) -> dict[str, Any]:
+    """The columns an issued certificate's row shares with an SSH certificate's: who issued
+    it, what it renews, the certificate itself, and a revocation not yet recorded."""
     data = event.data
     provisioner = data.get("provisioner") or {}
     return {
-        "serial": str(data["serial"]),
-        "subject": data["subject"],
-        "sans": canonical_json(data.get("sans", [])),
-        "not_before": data["not_before"],
-        "not_after": data["not_after"],
         "status": "valid",
         "provisioner_id": provisioner.get("id"),
         "provisioner_name": provisioner.get("name"),
@@ -122,6 +119,18 @@ def _row(event: RecordedEvent) -> dict[str, Any]:
         "revocation_reason_code": None,
         "revocation_reason": None,
         "revoked_position": None,
+    }
+
+
+def _row(event: RecordedEvent) -> dict[str, Any]:
+    data = event.data
+    return {
+        "serial": str(data["serial"]),
+        "subject": data["subject"],
+        "sans": canonical_json(data.get("sans", [])),
+        "not_before": data["not_before"],
+        "not_after": data["not_after"],
+        **issuance_columns(event),
     }
 
 

@@ -29,6 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from ledger import RecordedEvent, canonical_json, is_unique_violation
 from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
+from projections.certificates import issuance_columns
 from projections.errors import ProjectionConflict
 
 ssh_certificates = Table(
@@ -101,7 +102,6 @@ def _check_source(connection: Connection, data: Mapping[str, Any]) -> None:
 def _issued(connection: Connection, event: RecordedEvent) -> None:
     data = event.data
     serial = str(data["serial"])
-    provisioner = data.get("provisioner") or {}
     _check_source(connection, data)
     try:
         connection.execute(
@@ -113,19 +113,7 @@ def _issued(connection: Connection, event: RecordedEvent) -> None:
                 "principals": canonical_json(list(data["principals"])),
                 "valid_after": data["valid_after"],
                 "valid_before": data["valid_before"],
-                "status": "valid",
-                "provisioner_id": provisioner.get("id"),
-                "provisioner_name": provisioner.get("name"),
-                "issuer_key_id": data["issuer_key_id"],
-                "token_id": data.get("token_id"),
-                "renewed_from": data.get("renewed_from"),
-                "rekeyed_from": data.get("rekeyed_from"),
-                "certificate": data["certificate"],
-                "issued_position": event.position,
-                "revoked_at": None,
-                "revocation_reason_code": None,
-                "revocation_reason": None,
-                "revoked_position": None,
+                **issuance_columns(event),
             },
         )
     except IntegrityError as exc:

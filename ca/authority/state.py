@@ -1,8 +1,10 @@
 """What an instance believes, read from the projections and cached by ledger position.
 
-Every request starts with one cheap read of the head position; only when it moved is the
-snapshot reloaded. So a change committed through any instance (a new provisioner, a rotated
-intermediate) is honoured by every instance on its next request, without a restart.
+A request starts with one cheap read of the newest state-changing position; only when it
+moved is the snapshot reloaded. So a change committed through any instance (a new
+provisioner, a rotated intermediate) is honoured by every instance on its next request,
+without a restart. Issuance skips even that read and checks the position at commit instead
+(`StateCache.cached`, `ledger.Unchanged`).
 """
 
 from __future__ import annotations
