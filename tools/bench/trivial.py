@@ -6,6 +6,7 @@ python tools/bench/trivial.py HOME HOST:PORT WORKERS PASSWORD_FILE
 from __future__ import annotations
 
 import asyncio
+import signal
 import sys
 from pathlib import Path
 
@@ -66,6 +67,17 @@ def main() -> None:
     ]
     for p in procs:
         p.start()
+
+    def stop(_signum: int, _frame: object) -> None:
+        # The benchmark stops this parent with SIGTERM: take the forked workers along, or
+        # they outlive the run and keep a port and two cores' worth of processes.
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.join(timeout=10)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
     for p in procs:
         p.join()
 
