@@ -53,6 +53,7 @@ _RELEASE = Prepared("RELEASE SAVEPOINT ledger_unit")
 _ROLLBACK_TO = Prepared("ROLLBACK TO SAVEPOINT ledger_unit")
 _LATEST_OF: dict[frozenset[str], Prepared] = {}
 
+
 @dataclass(frozen=True)
 class AppendUnit:
     """One caller's events, appended all or none, with the conditions they depend on."""

@@ -21,6 +21,7 @@ Progress = Callable[[int, int], None]
 Visit = Callable[[StoredRow], None]
 """Called with each row once its hash and link verified; may raise IntegrityViolation."""
 
+
 @dataclass(frozen=True)
 class Verified:
     events: int

@@ -65,9 +65,7 @@ def _spend(connection: Connection, event: RecordedEvent) -> None:
 
 
 def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> None:
-    rows = [
-        row for event in events if event.type in _SPENDING and (row := _row(event)) is not None
-    ]
+    rows = [row for event in events if event.type in _SPENDING and (row := _row(event)) is not None]
     if rows:
         _insert(connection, rows)
 
