@@ -48,6 +48,10 @@ ssh.issued               stream `ssh/<serial>` (serial: uint64 as a decimal stri
      renewed_from | null, rekeyed_from | null}
 ssh.revoked              stream `ssh/<serial>`
     {serial, reason_code, reason, revoked_at, provisioner | null, token_id | null}
+token.spent              stream `token/<token_id>`
+    {token_id, provisioner: {id, name, type}, purpose: admin}
+    A one-time token used for something that writes no event of its own (an admin API
+    request authenticated by a token): recorded so that the token cannot be used again.
 """
 
 from __future__ import annotations
@@ -67,6 +71,7 @@ CRL_PUBLISHED = "crl.published"
 LEDGER_CHECKPOINT = "ledger.checkpoint"
 SSH_ISSUED = "ssh.issued"
 SSH_REVOKED = "ssh.revoked"
+TOKEN_SPENT = "token.spent"  # noqa: S105 - an event type, not a password
 
 AUTHORITY_STREAM = "authority"
 CHECKPOINT_STREAM = "ledger/checkpoint"
@@ -91,3 +96,7 @@ def crl_stream(issuer_key_id: str) -> str:
 
 def ssh_stream(serial: str) -> str:
     return f"ssh/{serial}"
+
+
+def token_stream(token_id: str) -> str:
+    return f"token/{token_id}"

@@ -70,7 +70,9 @@ def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> Non
         _insert(connection, rows)
 
 
-_SPENDING = frozenset({ev.X509_ISSUED, ev.X509_REVOKED, ev.SSH_ISSUED, ev.SSH_REVOKED})
+_SPENDING = frozenset(
+    {ev.X509_ISSUED, ev.X509_REVOKED, ev.SSH_ISSUED, ev.SSH_REVOKED, ev.TOKEN_SPENT}
+)
 
 
 projection = Projection(

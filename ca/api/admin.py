@@ -8,7 +8,8 @@ provisioner object of `/provisioners`, and step-ca's policy JSON.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
@@ -24,7 +25,11 @@ from ca.authority import admins, policies
 from ca.authority import provisioners as management
 from ca.authority.admin_auth import Caller, authenticate
 from ca.authority.state import ProvisionerRecord
-from ca.errors import BadRequest, NotFound
+from ca.errors import AuthError, BadRequest, NotFound
+from ledger import EventStore, NewEvent
+from projections.used_tokens import TokenAlreadyUsed
+
+T = TypeVar("T")
 
 
 async def _caller(request: Request) -> Caller:
@@ -38,6 +43,26 @@ async def _caller(request: Request) -> Caller:
     )
     context_of(request).fields["admin"] = caller.admin.subject
     return caller
+
+
+async def _answer(request: Request, caller: Caller, response: Response) -> Response:
+    """The answer to a request that changes nothing, once its token is spent on its own."""
+    if caller.spends:
+        store = authority_of(request).runtime.store
+        await _act(caller, _append, store, actor=caller.actor)
+    return response
+
+
+def _append(store: EventStore, *, actor: Mapping[str, Any], also: Sequence[NewEvent]) -> None:
+    store.append(list(also), actor=actor)
+
+
+async def _act(caller: Caller, change: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a management change in a worker thread, spending the caller's token with it."""
+    try:
+        return await run_in_threadpool(change, *args, also=caller.spends, **kwargs)
+    except TokenAlreadyUsed:
+        raise AuthError("token already used") from None
 
 
 def _record(request: Request, name: str) -> ProvisionerRecord:
@@ -59,15 +84,17 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 @endpoint
 async def list_provisioners(request: Request) -> Response:
-    await _caller(request)
+    caller = await _caller(request)
     records = authority_of(request).snapshot().provisioners
-    return json_response({"provisioners": [provisioner_json(r) for r in records], "nextCursor": ""})
+    listed = {"provisioners": [provisioner_json(r) for r in records], "nextCursor": ""}
+    return await _answer(request, caller, json_response(listed))
 
 
 @endpoint
 async def get_provisioner(request: Request) -> Response:
-    await _caller(request)
-    return json_response(provisioner_json(_record(request, request.path_params["name"])))
+    caller = await _caller(request)
+    found = provisioner_json(_record(request, request.path_params["name"]))
+    return await _answer(request, caller, json_response(found))
 
 
 @endpoint
@@ -84,7 +111,8 @@ async def add_provisioner(request: Request) -> Response:
     if encrypted is not None and not isinstance(encrypted, str):
         raise BadRequest("encryptedKey must be a compact JWE string")
     store = authority_of(request).runtime.store
-    event = await run_in_threadpool(
+    event = await _act(
+        caller,
         management.add_jwk_key,
         store,
         name,
@@ -110,12 +138,14 @@ async def update_provisioner(request: Request) -> Response:
         if not isinstance(body["name"], str):
             raise BadRequest("name must be a string")
         changes["name"] = body["name"]
-    event = await run_in_threadpool(
+    event = await _act(
+        caller,
         management.update,
         authority_of(request).runtime.store,
         request.path_params["name"],
         changes,
         actor=caller.actor,
+        by_super_admin=caller.admin.is_super,
     )
     context_of(request).fields["position"] = event.position
     return json_response(provisioner_json(_record(request, event.data["changes"].get(
@@ -125,11 +155,13 @@ async def update_provisioner(request: Request) -> Response:
 @endpoint
 async def remove_provisioner(request: Request) -> Response:
     caller = await _caller(request)
-    event = await run_in_threadpool(
+    event = await _act(
+        caller,
         management.remove,
         authority_of(request).runtime.store,
         request.path_params["name"],
         actor=caller.actor,
+        by_super_admin=caller.admin.is_super,
     )
     context_of(request).fields["position"] = event.position
     return json_response({"status": "ok"})
@@ -145,21 +177,22 @@ def _policy_scope(request: Request) -> str | None:
 
 @endpoint
 async def get_policy(request: Request) -> Response:
-    await _caller(request)
+    caller = await _caller(request)
     name = _policy_scope(request)
     snapshot = authority_of(request).snapshot()
     scope = "authority" if name is None else f"provisioner/{_record(request, name).id}"
     policy = snapshot.policies.get(scope)
     if policy is None:
         raise NotFound(f"no policy is set for {name or 'the authority'}")
-    return json_response(policy.to_json())
+    return await _answer(request, caller, json_response(policy.to_json()))
 
 
 @endpoint
 async def set_policy(request: Request) -> Response:
     caller = await _caller(request)
     body = await read_json(request)
-    event = await run_in_threadpool(
+    event = await _act(
+        caller,
         policies.set_policy,
         authority_of(request).runtime.store,
         _policy_scope(request),
@@ -173,7 +206,8 @@ async def set_policy(request: Request) -> Response:
 @endpoint
 async def clear_policy(request: Request) -> Response:
     caller = await _caller(request)
-    event = await run_in_threadpool(
+    event = await _act(
+        caller,
         policies.set_policy,
         authority_of(request).runtime.store,
         _policy_scope(request),
@@ -189,9 +223,10 @@ async def clear_policy(request: Request) -> Response:
 
 @endpoint
 async def list_admins(request: Request) -> Response:
-    await _caller(request)
+    caller = await _caller(request)
     found = authority_of(request).snapshot().admins
-    return json_response({"admins": [a.to_json() for a in found], "nextCursor": ""})
+    listed = {"admins": [a.to_json() for a in found], "nextCursor": ""}
+    return await _answer(request, caller, json_response(listed))
 
 
 @endpoint
@@ -206,7 +241,8 @@ async def add_admin(request: Request) -> Response:
     if not isinstance(admin_type, str):
         raise BadRequest("type must be ADMIN or SUPER_ADMIN")
     record = _record(request, provisioner)
-    admin = await run_in_threadpool(
+    admin = await _act(
+        caller,
         admins.add,
         authority_of(request).runtime.store,
         subject=subject,
@@ -222,7 +258,8 @@ async def add_admin(request: Request) -> Response:
 async def remove_admin(request: Request) -> Response:
     caller = await _caller(request)
     caller.require_super()
-    await run_in_threadpool(
+    await _act(
+        caller,
         admins.remove, authority_of(request).runtime.store, request.path_params["id"],
         actor=caller.actor,
     )  # fmt: skip

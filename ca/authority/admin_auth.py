@@ -4,8 +4,10 @@
   this CA recorded, still unrevoked, issued through the admin's provisioner, with the admin's
   subject as its common name or a SAN.
 - Token: a JWK token signed by the admin's provisioner key (`iss` the provisioner, `sub` the
-  admin subject, `aud` https://CA/admin or /1.0/admin), with step-ca's time rules. Admin
-  tokens authenticate a caller for their short life; they are not one-time tokens.
+  admin subject, `aud` https://CA/admin or /1.0/admin), with step-ca's time rules. Like
+  every other token it is single-use: a `token.spent` event records its id with whatever
+  the request changes (see `Caller.spends`), so a token used once, on any instance, is
+  refused everywhere after (step's admin client signs a token per request).
 
 The returned actor goes into every event the admin's request writes.
 """
@@ -22,13 +24,23 @@ from ca.authority.admins import Admin, certificate_subjects, check_expiry, match
 from ca.authority.authority import Authority, RequestInfo
 from ca.errors import AuthError, PolicyError
 from ca.provisioners.jwk import audiences
+from ledger import NewEvent
+from ledger import catalogue as ev
 from projections.certificates import certificates
 
 
 @dataclass(frozen=True)
 class Caller:
+    """An authenticated admin, the actor its events carry, and what its credential spends.
+
+    `spends` (the `token.spent` event of an admin token, nothing for mTLS) goes into the
+    append of whatever the request changes, or is appended alone by a request that only
+    reads; a refused request appends nothing and so leaves the token unspent.
+    """
+
     admin: Admin
     actor: dict[str, Any]
+    spends: tuple[NewEvent, ...] = ()
 
     def require_super(self) -> None:
         if not self.admin.is_super:
@@ -73,6 +85,15 @@ def authenticate(
         accepted = audiences(authority.runtime.config.dns_names, "admin")
         record, token = authority.verify_jwk_token(snapshot, bearer, accepted, now=now)
         admin = match(snapshot.admins, provisioner_id=record.id, subjects={token.subject})
+        spent = NewEvent(
+            ev.token_stream(token.token_id),
+            ev.TOKEN_SPENT,
+            {
+                "token_id": token.token_id,
+                "provisioner": {"id": record.id, "name": record.name, "type": record.type},
+                "purpose": "admin",
+            },
+        )
         return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
-                              "via": "token", "token_id": token.token_id})  # fmt: skip
+                              "via": "token", "token_id": token.token_id}, (spent,))  # fmt: skip
     raise AuthError("the admin API needs a client certificate or an admin token")

@@ -81,7 +81,12 @@ def add(
     provisioner_name: str,
     admin_type: str,
     actor: Mapping[str, Any],
+    also: Sequence[NewEvent] = (),
 ) -> Admin:
+    """Bind `subject` to a provisioner as an admin.
+
+    `also`: events appended atomically with the change (the caller's spent admin token).
+    """
     subject = subject.strip()
     if not subject:
         raise BadRequest("an admin needs a subject")
@@ -104,7 +109,8 @@ def add(
                     "provisioner_name": admin.provisioner_name,
                     "type": admin.type,
                 },
-            )
+            ),
+            *also,
         ],
         actor=actor,
         expected={ev.ADMINS_STREAM: version},
@@ -112,7 +118,13 @@ def add(
     return admin
 
 
-def remove(store: EventStore, admin_id_or_subject: str, *, actor: Mapping[str, Any]) -> Admin:
+def remove(
+    store: EventStore,
+    admin_id_or_subject: str,
+    *,
+    actor: Mapping[str, Any],
+    also: Sequence[NewEvent] = (),
+) -> Admin:
     admins, version = current(store)
     matches = [a for a in admins if admin_id_or_subject in (a.id, a.subject)]
     if not matches:
@@ -123,7 +135,12 @@ def remove(store: EventStore, admin_id_or_subject: str, *, actor: Mapping[str, A
     if admin.is_super and sum(a.is_super for a in admins) == 1:
         raise PolicyError("the last super admin cannot be removed")
     store.append(
-        [NewEvent(ev.ADMINS_STREAM, ev.ADMIN_REMOVED, {"id": admin.id, "subject": admin.subject})],
+        [
+            NewEvent(
+                ev.ADMINS_STREAM, ev.ADMIN_REMOVED, {"id": admin.id, "subject": admin.subject}
+            ),
+            *also,
+        ],
         actor=actor,
         expected={ev.ADMINS_STREAM: version},
     )

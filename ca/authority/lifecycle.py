@@ -354,7 +354,7 @@ def _reissue(
     row = _own_row(authority, old)
     if row["status"] == "revoked":
         raise AuthError("certificate has been revoked")
-    record = _provisioner_of(snapshot, old, row)
+    record = _provisioner_of(snapshot, row)
     claims = record.parsed_claims if record else Claims.from_json(None, None)
     authorize_renewal(old, claims, now=now, via_token=via_token)
     issuer = snapshot.intermediate
@@ -504,25 +504,21 @@ def _own_row(authority: Authority, certificate: x509.Certificate) -> Mapping[str
     return row
 
 
-def _provisioner_of(
-    snapshot: Snapshot, certificate: x509.Certificate, row: Mapping[str, Any]
-) -> ProvisionerRecord | None:
-    """The provisioner whose claims govern renewal: named by the certificate's extension,
-    else recorded in the ledger; None for certificates issued without one (the CA's own)."""
-    extension = _extension(certificate)
-    if extension is not None:
-        record = snapshot.by_issuer_kid.get((extension.name, extension.credential_id))
-        if record is None:
-            record = next((p for p in snapshot.provisioners if p.name == extension.name), None)
-        if record is None:
-            raise AuthError(f"provisioner {extension.name!r} of the certificate no longer exists")
-        return record
-    if row["provisioner_id"]:
-        record = next((p for p in snapshot.provisioners if p.id == row["provisioner_id"]), None)
-        if record is None:
-            raise AuthError("the provisioner of the certificate no longer exists")
-        return record
-    return None
+def _provisioner_of(snapshot: Snapshot, row: Mapping[str, Any]) -> ProvisionerRecord | None:
+    """The provisioner whose claims govern renewal: the one whose id the ledger recorded when
+    the certificate was issued; None for certificates issued without one (the CA's own).
+
+    Only the id counts. The provisioner extension inside the certificate names the
+    provisioner too, but names are labels: a provisioner renamed, or removed and re-added
+    under the same name, is another provisioner, and a certificate never changes hands.
+    """
+    provisioner_id = row["provisioner_id"]
+    if not provisioner_id:
+        return None
+    record = next((p for p in snapshot.provisioners if p.id == provisioner_id), None)
+    if record is None:
+        raise AuthError("the provisioner of the certificate no longer exists")
+    return record
 
 
 def _extension(certificate: x509.Certificate) -> Any:

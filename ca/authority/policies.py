@@ -6,7 +6,7 @@ before anything is appended, and the append names the stream version it replaces
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ca.authority.provisioners import find
@@ -29,18 +29,23 @@ def set_policy(
     policy: Mapping[str, Any] | None,
     *,
     actor: Mapping[str, Any],
+    also: Sequence[NewEvent] = (),
 ) -> RecordedEvent:
-    """Set (or, with None, clear) the policy of the authority or of a provisioner."""
+    """Set (or, with None, clear) the policy of the authority or of a provisioner.
+
+    `also`: events appended atomically with the change (the caller's spent admin token).
+    """
     normalised = NamePolicy.from_json(policy).to_json() if policy is not None else None
     scope, provisioner_id = scope_of(store, provisioner)
     stream = ev.policy_stream(scope)
-    (event,) = store.append(
+    event, *_ = store.append(
         [
             NewEvent(
                 stream,
                 ev.POLICY_SET,
                 {"scope": scope, "provisioner_id": provisioner_id, "policy": normalised},
-            )
+            ),
+            *also,
         ],
         actor=actor,
         expected={stream: store.stream_version(stream)},

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from ca.errors import BadRequest, ConfigError, NotFound
+from ca.authority import admins
+from ca.errors import BadRequest, ConfigError, NotFound, PolicyError
 from ca.pki.claims import Claims
 from ca.provisioners.jwk import JWKProvisioner
 from ca.provisioners.jwk_keys import create_provisioner_key, thumbprint
@@ -132,8 +133,12 @@ def add_jwk_key(
     claims: Mapping[str, Any],
     options: Mapping[str, Any],
     actor: Mapping[str, Any],
+    also: Sequence[NewEvent] = (),
 ) -> RecordedEvent:
-    """A new JWK provisioner for a key pair made elsewhere (the admin API's clients)."""
+    """A new JWK provisioner for a key pair made elsewhere (the admin API's clients).
+
+    `also`: events appended atomically with the change (the caller's spent admin token).
+    """
     if not name.strip():
         raise BadRequest("a provisioner needs a name")
     validate_claims(claims)
@@ -144,7 +149,7 @@ def add_jwk_key(
         raise BadRequest(f"key cannot verify tokens: {exc.message}") from None
     provisioner_id = str(uuid.uuid4())
     stream = ev.provisioner_stream(provisioner_id)
-    (recorded,) = store.append(
+    recorded, *_ = store.append(
         [
             NewEvent(
                 stream,
@@ -158,7 +163,8 @@ def add_jwk_key(
                     "claims": dict(claims),
                     "options": dict(options),
                 },
-            )
+            ),
+            *also,
         ],
         actor=actor,
         expected={stream: 0},
@@ -167,8 +173,22 @@ def add_jwk_key(
 
 
 def update(
-    store: EventStore, name: str, changes: Mapping[str, Any], *, actor: Mapping[str, Any]
+    store: EventStore,
+    name: str,
+    changes: Mapping[str, Any],
+    *,
+    actor: Mapping[str, Any],
+    by_super_admin: bool = True,
+    also: Sequence[NewEvent] = (),
 ) -> RecordedEvent:
+    """Change a provisioner's claims, options or name.
+
+    `also`: events appended atomically with the change (the caller's spent admin token).
+
+    Renaming a provisioner that a super admin is bound to is a super admin's decision alone
+    (`by_super_admin` is False for an `ADMIN` calling the admin API; the CLI runs with
+    database access and counts as a super admin).
+    """
     current = find(store, name)
     if "claims" in changes:
         validate_claims(changes["claims"])
@@ -177,26 +197,79 @@ def update(
     if not changes:
         raise BadRequest("nothing to update")
     stream = ev.provisioner_stream(current.id)
-    (recorded,) = store.append(
+    expected = {stream: store.stream_version(stream)}
+    if "name" in changes:
+        _, version = _bound_admins(store, current, by_super_admin=by_super_admin)
+        expected[ev.ADMINS_STREAM] = version
+    recorded, *_ = store.append(
         [
             NewEvent(
                 stream,
                 ev.PROVISIONER_UPDATED,
                 {"id": current.id, "name": current.name, "changes": dict(changes)},
-            )
+            ),
+            *also,
         ],
         actor=actor,
-        expected={stream: store.stream_version(stream)},
+        expected=expected,
     )
     return recorded
 
 
-def remove(store: EventStore, name: str, *, actor: Mapping[str, Any]) -> RecordedEvent:
+def remove(
+    store: EventStore,
+    name: str,
+    *,
+    actor: Mapping[str, Any],
+    by_super_admin: bool = True,
+    also: Sequence[NewEvent] = (),
+) -> RecordedEvent:
+    """Remove a provisioner and, in the same append, every admin bound to it.
+
+    Refused when super admins exist and none would remain usable (as step-ca refuses it), and
+    for an `ADMIN` when a super admin is bound to the provisioner.
+    """
     current = find(store, name)
+    bound, version = _bound_admins(store, current, by_super_admin=by_super_admin)
+    everyone, _ = admins.current(store)
+    usable = {p.id for p in list_all(store)} - {current.id}
+    if any(a.is_super for a in everyone) and not any(
+        a.is_super and a.provisioner_id in usable for a in everyone
+    ):
+        raise PolicyError(
+            f"cannot remove provisioner {current.name!r} because no super admins will remain"
+        )
     stream = ev.provisioner_stream(current.id)
-    (recorded,) = store.append(
-        [NewEvent(stream, ev.PROVISIONER_REMOVED, {"id": current.id, "name": current.name})],
+    recorded, *_ = store.append(
+        [
+            NewEvent(stream, ev.PROVISIONER_REMOVED, {"id": current.id, "name": current.name}),
+            *(
+                NewEvent(
+                    ev.ADMINS_STREAM, ev.ADMIN_REMOVED, {"id": admin.id, "subject": admin.subject}
+                )
+                for admin in bound
+            ),
+            *also,
+        ],
         actor=actor,
-        expected={stream: store.stream_version(stream)},
+        expected={stream: store.stream_version(stream), ev.ADMINS_STREAM: version},
     )
     return recorded
+
+
+def _bound_admins(
+    store: EventStore, provisioner: ProvisionerRow, *, by_super_admin: bool
+) -> tuple[list[admins.Admin], int]:
+    """The admins bound to `provisioner` and the admins stream version they were read at.
+
+    The version goes into the append as a precondition, so a super admin bound concurrently
+    through another instance makes the change conflict instead of slipping past the check.
+    """
+    everyone, version = admins.current(store)
+    bound = [a for a in everyone if a.provisioner_id == provisioner.id]
+    if not by_super_admin and any(a.is_super for a in bound):
+        raise PolicyError(
+            f"only a super admin may rename or remove provisioner {provisioner.name!r}: "
+            "super admins are bound to it"
+        )
+    return bound, version

@@ -57,9 +57,15 @@ def pair(
 
 
 def admin_client(running: RunningCA, subject: str = SUPER) -> httpx.Client:
+    """A client that signs a fresh admin token for every request, as step's admin client
+    does: admin tokens are single-use."""
     key, kid = provisioner_key(running.ca)
-    token = mint_token(key, kid, subject=subject, audience=f"{running.url}/admin")
-    return running.client(headers={"Authorization": f"Bearer {token}"})
+
+    def authorize(request: httpx.Request) -> None:
+        token = mint_token(key, kid, subject=subject, audience=f"{running.url}/admin")
+        request.headers["Authorization"] = f"Bearer {token}"
+
+    return running.client(event_hooks={"request": [authorize]})
 
 
 def events_of(ca: CAHome, event_type: str) -> list[dict[str, Any]]:
