@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from ledger.database import is_unavailable
 from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
+from projections.errors import ProjectionConflict
 
 
 class CAError(Exception):
@@ -65,7 +66,8 @@ class Unavailable(CAError):
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, CAError):
         return exc.status
-    if isinstance(exc, ConcurrencyConflict):
+    if isinstance(exc, (ConcurrencyConflict, ProjectionConflict)):
+        # The append was checked against a state another change got to first.
         return 409
     if isinstance(exc, (IntegrityViolation, SchemaError, LedgerError)):
         return 500

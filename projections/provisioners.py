@@ -40,6 +40,17 @@ def _added(connection: Connection, event: RecordedEvent) -> None:
     if taken is not None:
         raise ProjectionConflict(f"a provisioner named {data['name']!r} already exists")
     key = data.get("key") or {}
+    try:
+        _insert(connection, event, key)
+    except IntegrityError as exc:
+        if not is_unique_violation(exc):
+            raise
+        kid = key.get("kid")
+        raise ProjectionConflict(f"a provisioner with key id {kid!r} already exists") from None
+
+
+def _insert(connection: Connection, event: RecordedEvent, key: dict[str, Any]) -> None:
+    data = event.data
     connection.execute(
         provisioners.insert().values(
             id=data["id"],

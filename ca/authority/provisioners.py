@@ -8,11 +8,14 @@ unique) and carries its actor; the `provisioners` projection refuses what would 
 from __future__ import annotations
 
 import json
+import unicodedata
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from joserfc import jwe
+from joserfc.errors import JoseError
 from sqlalchemy import select
 
 from ca.authority import admins
@@ -26,6 +29,9 @@ from ledger import catalogue as ev
 from projections.provisioners import provisioners
 
 SUPPORTED_TYPES = ("JWK",)
+MAX_NAME_LENGTH = 128
+PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
+"""RFC 7518 private (and symmetric) key members: never in a provisioner's public key."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,37 @@ def list_all(store: EventStore) -> list[ProvisionerRow]:
     with store.engine.connect() as connection:
         rows = connection.execute(_ROWS.order_by(provisioners.c.added_position)).all()
     return [ProvisionerRow(*row) for row in rows]
+
+
+def check_name(name: str, *, taken: Sequence[ProvisionerRow], renaming: str | None = None) -> None:
+    """A provisioner name: non-empty, at most MAX_NAME_LENGTH printable characters, and not
+    the name of another provisioner once both are normalised (NFKC, case-folded), so two
+    provisioners never look alike in a listing, a log line or a token's `iss`."""
+    if not name or not name.strip():
+        raise BadRequest("a provisioner needs a name")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"a provisioner name is at most {MAX_NAME_LENGTH} characters")
+    if not name.isprintable() or name != name.strip():
+        raise BadRequest(
+            "a provisioner name holds only printable characters, without leading or trailing spaces"
+        )
+    folded = _normalised(name)
+    for row in taken:
+        if row.id != renaming and _normalised(row.name) == folded:
+            raise BadRequest(f"a provisioner named {row.name!r} already exists")
+
+
+def _normalised(name: str) -> str:
+    return unicodedata.normalize("NFKC", name).casefold()
+
+
+def check_encrypted_key(value: str) -> None:
+    """An `encryptedKey` must be a compact JWE (its contents are the client's business: it
+    is encrypted with a password the CA never sees)."""
+    try:
+        jwe.extract_compact(value.encode(), jwe.default_registry)  # type: ignore[attr-defined]
+    except (ValueError, TypeError, JoseError):
+        raise BadRequest("encryptedKey is not a compact JWE") from None
 
 
 def validate_claims(claims: Mapping[str, Any]) -> None:
@@ -113,7 +150,7 @@ def public_jwk_of(value: object) -> dict[str, Any]:
     with, no private part, `kid` its thumbprint."""
     if not isinstance(value, Mapping):
         raise BadRequest("key must be a JWK object")
-    if any(part in value for part in ("d", "p", "q", "k")):
+    if any(part in value for part in PRIVATE_JWK_MEMBERS):
         raise BadRequest("key must be a public JWK: it holds private key material")
     try:
         kid = thumbprint(dict(value))
@@ -139,14 +176,18 @@ def add_jwk_key(
 
     `also`: events appended atomically with the change (the caller's spent admin token).
     """
-    if not name.strip():
-        raise BadRequest("a provisioner needs a name")
+    existing = list_all(store)
+    check_name(name, taken=existing)
     validate_claims(claims)
     validate_options(options)
     try:
         JWKProvisioner.from_row("check", name, json.dumps(dict(public_jwk)), "{}", "{}")
     except ConfigError as exc:
         raise BadRequest(f"key cannot verify tokens: {exc.message}") from None
+    if any(row.kid == public_jwk.get("kid") for row in existing):
+        raise BadRequest(f"a provisioner with key id {public_jwk.get('kid')!r} already exists")
+    if encrypted_key is not None:
+        check_encrypted_key(encrypted_key)
     provisioner_id = str(uuid.uuid4())
     stream = ev.provisioner_stream(provisioner_id)
     recorded, *_ = store.append(
@@ -199,6 +240,9 @@ def update(
     stream = ev.provisioner_stream(current.id)
     expected = {stream: store.stream_version(stream)}
     if "name" in changes:
+        if not isinstance(changes["name"], str):
+            raise BadRequest("name must be a string")
+        check_name(changes["name"], taken=list_all(store), renaming=current.id)
         _, version = _bound_admins(store, current, by_super_admin=by_super_admin)
         expected[ev.ADMINS_STREAM] = version
     recorded, *_ = store.append(

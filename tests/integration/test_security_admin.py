@@ -270,3 +270,49 @@ def test_an_admin_change_spends_its_token_with_the_change(server: Server) -> Non
 
 def _key_of(leaf: tuple[Path, Path]) -> Any:
     return serialization.load_pem_private_key(leaf[1].read_bytes(), None)
+
+
+def _public(key: ECKey, **extra: Any) -> dict[str, Any]:
+    public = dict(key.as_dict(private=False))
+    public["kid"] = key.thumbprint()
+    return {**public, **extra}
+
+
+FRESH = ECKey.generate_key("P-256")
+BAD_PROVISIONERS = {
+    "empty name": {"name": "", "key": _public(FRESH)},
+    "long name": {"name": "p" * 129, "key": _public(FRESH)},
+    "control character": {"name": "bad\x1b[2Jname", "key": _public(FRESH)},
+    "padded name": {"name": " padded", "key": _public(FRESH)},
+    "same name, other case": {"name": "ADMIN", "key": _public(FRESH)},
+    "same name, other width": {"name": "\uff41dmin", "key": _public(FRESH)},
+    "private d": {"name": "leaky", "key": dict(FRESH.as_dict(private=True))},
+    "private dp": {"name": "leaky", "key": _public(FRESH, dp="AQAB")},
+    "encryptedKey not a JWE": {"name": "nojwe", "key": _public(FRESH), "encryptedKey": "x.y"},
+}
+
+
+@pytest.mark.parametrize("body", BAD_PROVISIONERS.values(), ids=BAD_PROVISIONERS.keys())
+def test_bad_provisioners_are_refused_and_change_nothing(
+    server: Server, body: dict[str, Any]
+) -> None:
+    before = server.changes()
+    with super_admin(server) as client:
+        refused = client.post("/admin/provisioners", json={"type": "JWK", **body})
+    assert refused.status_code == 400, refused.text
+    assert refused.json()["status"] == 400
+    assert server.changes() == before
+
+
+def test_a_provisioner_key_already_in_use_is_refused(server: Server) -> None:
+    existing = server.events(of_type="provisioner.added")[0][2]["key"]
+    before = server.changes()
+    with super_admin(server) as client:
+        refused = client.post(
+            "/admin/provisioners", json={"type": "JWK", "name": "twin", "key": existing}
+        )
+        renamed = rename(client, "swap", "Admin")
+    assert refused.status_code == 400, refused.text
+    assert "already exists" in refused.json()["message"]
+    assert renamed.status_code == 400, renamed.text
+    assert server.changes() == before
