@@ -82,24 +82,37 @@ def _agree(name: str, requested: str, granted: str) -> str:
 
 
 def merge_options(request: SSHOptions, token: SSHOptions, *, subject: str) -> SSHOptions:
-    """The options to certify: the request's, within what the token grants."""
+    """The options to certify: the request's, within what the token grants.
+
+    As in step-ca, a token that leaves a field empty still grants something definite: a
+    user certificate, the token's subject as its only principal and as its key id. A request
+    may narrow that (a subset of the principals) but never widen it.
+    """
     for asked in (request.cert_type, token.cert_type):
         if asked not in ("", "user", "host"):
             raise BadRequest(f"unknown certificate type {asked[:40]!r}: use 'user' or 'host'")
-    cert_type = _agree("certType", request.cert_type, token.cert_type) or "user"
-    principals = request.principals or token.principals
+    granted = token.principals or ((subject,) if subject else ())
+    _check_principal_syntax(granted)
+    principals = request.principals or granted
     _check_principal_syntax(principals)
-    if token.principals and request.principals:
-        extra = sorted(set(request.principals) - set(token.principals))
-        if extra:
-            raise PolicyError(f"principals {', '.join(extra)} are not in the token")
+    extra = sorted(set(principals) - set(granted))
+    if extra:
+        raise PolicyError(f"principals {', '.join(extra)} are not granted by the token")
+    key_id = _agree("keyID", request.key_id, token.key_id or subject)
+    check_key_id(key_id)
     return SSHOptions(
-        cert_type=cert_type,
-        key_id=_agree("keyID", request.key_id, token.key_id) or subject,
+        cert_type=_agree("certType", request.cert_type, token.cert_type or "user"),
+        key_id=key_id,
         principals=tuple(dict.fromkeys(principals)),
         valid_after=_agree("validAfter", request.valid_after, token.valid_after),
         valid_before=_agree("validBefore", request.valid_before, token.valid_before),
     )
+
+
+def check_key_id(key_id: str) -> None:
+    """A key id is logged by sshd and shown to operators: printable text only."""
+    if len(key_id) > 255 or not key_id.isprintable():
+        raise BadRequest(f"invalid key id {key_id[:40]!r}: it must be printable text")
 
 
 def _check_principal_syntax(principals: Sequence[str]) -> None:
@@ -109,7 +122,15 @@ def _check_principal_syntax(principals: Sequence[str]) -> None:
     if len(principals) > MAX_PRINCIPALS:
         raise BadRequest(f"at most {MAX_PRINCIPALS} principals are allowed")
     for principal in principals:
-        if not principal or len(principal) > 255 or not principal.isprintable() or " " in principal:
+        # OpenSSH reads `principals="a,b"` in authorized_keys as a list, so a comma inside
+        # one principal would grant two.
+        if (
+            not principal
+            or len(principal) > 255
+            or not principal.isprintable()
+            or " " in principal
+            or "," in principal
+        ):
             raise BadRequest(f"invalid principal {principal[:40]!r}")
 
 

@@ -19,7 +19,38 @@ def test_the_request_may_narrow_the_token_principals_and_inherits_the_rest() -> 
     token = SSHOptions(cert_type="user", key_id="alice", principals=("alice", "ops"))
     merged = merge_options(SSHOptions(principals=("ops",)), token, subject="sub")
     assert merged == SSHOptions(cert_type="user", key_id="alice", principals=("ops",))
-    assert merge_options(SSHOptions(principals=("x",)), SSHOptions(), subject="s").key_id == "s"
+    assert merge_options(SSHOptions(principals=("s",)), SSHOptions(), subject="s").key_id == "s"
+
+
+def test_a_token_that_leaves_step_ssh_empty_grants_a_user_certificate_for_its_subject() -> None:
+    """step-ca's defaults: certType user, principals [sub], keyID sub; never wider."""
+    assert merge_options(SSHOptions(), SSHOptions(), subject="alice") == SSHOptions(
+        cert_type="user", key_id="alice", principals=("alice",)
+    )
+    for widened in (
+        SSHOptions(principals=("root",)),
+        SSHOptions(principals=("alice", "root")),
+        SSHOptions(cert_type="host"),
+        SSHOptions(key_id="someone-else"),
+    ):
+        with pytest.raises(PolicyError):
+            merge_options(widened, SSHOptions(), subject="alice")
+
+
+@pytest.mark.parametrize(
+    "request_options",
+    [
+        SSHOptions(principals=("alice,root",)),
+        SSHOptions(key_id="alice\x1b[2J"),
+        SSHOptions(key_id="alice\ud800"),
+    ],
+)
+def test_principals_with_commas_and_key_ids_with_control_characters_are_refused(
+    request_options: SSHOptions,
+) -> None:
+    token = SSHOptions(principals=("alice,root",), key_id=request_options.key_id)
+    with pytest.raises(BadRequest):
+        merge_options(request_options, token, subject="alice")
 
 
 @pytest.mark.parametrize(
@@ -40,8 +71,9 @@ def test_requests_outside_the_token_are_refused(
 
 
 def test_empty_principals_are_refused_because_openssh_would_accept_them_for_anyone() -> None:
+    # A token with neither principals nor a subject grants nothing, never "everyone".
     with pytest.raises(BadRequest, match="cannot be empty"):
-        merge_options(SSHOptions(), SSHOptions(), subject="a")
+        merge_options(SSHOptions(), SSHOptions(), subject="")
 
 
 def test_host_principals_follow_dns_rules_and_user_principals_the_principal_rules() -> None:
