@@ -73,6 +73,7 @@ __all__ = [
     "Revoked",
     "authorize_renewal",
     "build_renewal",
+    "check_reason",
     "check_reason_code",
     "parse_serial",
     "rekey",
@@ -149,6 +150,16 @@ def check_reason_code(value: object) -> int:
     if value not in REASON_CODES:
         raise BadRequest("reasonCode out of bounds")
     return value
+
+
+def check_reason(reason: str) -> str:
+    """A revocation reason is free text that reaches CRL readers' logs and operators'
+    terminals: bounded, and printable (no escape sequences, no forged newlines)."""
+    if len(reason) > MAX_REASON_LENGTH:
+        raise BadRequest(f"reason is longer than {MAX_REASON_LENGTH} characters")
+    if not reason.isprintable():
+        raise BadRequest("reason must be printable text: it contains control characters")
+    return reason
 
 
 # -- renewal: pure parts -----------------------------------------------------------------
@@ -414,8 +425,7 @@ def revoke(
     """`POST /revoke` with a JWK one-time token (`sub` = serial) or mTLS (self-revocation)."""
     serial = parse_serial(request.serial)
     reason_code = check_reason_code(request.reason_code)
-    if len(request.reason) > MAX_REASON_LENGTH:
-        raise BadRequest(f"reason is longer than {MAX_REASON_LENGTH} characters")
+    check_reason(request.reason)
     now = authority.clock()
     actor: dict[str, Any] = {"instance": authority.instance, "request_id": info.request_id}
     if info.remote_address:

@@ -9,6 +9,7 @@ from typing import Any
 import click
 from sqlalchemy.exc import SQLAlchemyError
 
+from ca.cli.output import say
 from ca.errors import CAError
 from ca.home import Home, default_home
 from ca.logs import configure_logging
@@ -33,7 +34,7 @@ class LedgerCAGroup(click.Group):
 
 
 def _fail(message: str) -> None:
-    click.echo(f"ledgerca: error: {message}", err=True)
+    say(f"ledgerca: error: {message}", err=True)
     sys.exit(1)
 
 

@@ -12,6 +12,7 @@ from ca.authority import admins
 from ca.authority.initialize import actor
 from ca.authority.provisioners import find
 from ca.cli import cli
+from ca.cli.output import say
 from ca.home import Home
 from ca.runtime import open_runtime
 
@@ -31,7 +32,7 @@ def list_command(home: Home) -> None:
     finally:
         runtime.close()
     for admin in found:
-        click.echo(f"{admin.id}  {admin.type:<11}  {admin.provisioner_name}  {admin.subject}")
+        say(f"{admin.id}  {admin.type:<11}  {admin.provisioner_name}  {admin.subject}")
 
 
 @admin_group.command()
@@ -51,7 +52,7 @@ def add(home: Home, subject: str, provisioner: str, is_super: bool) -> None:
         )  # fmt: skip
     finally:
         runtime.close()
-    click.echo(f"admin {admin.subject!r} ({admin.type}) added with id {admin.id}")
+    say(f"admin {admin.subject!r} ({admin.type}) added with id {admin.id}")
 
 
 @admin_group.command()
@@ -64,4 +65,4 @@ def remove(home: Home, admin: str) -> None:
         removed = admins.remove(runtime.store, admin, actor=actor("admin remove"))
     finally:
         runtime.close()
-    click.echo(f"admin {removed.subject!r} removed")
+    say(f"admin {removed.subject!r} removed")

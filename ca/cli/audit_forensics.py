@@ -16,6 +16,7 @@ from ca.audit.errors import AuditError
 from ca.audit.pointintime import Moment, View, moment_at, moment_of
 from ca.cli.audit import audit_group
 from ca.cli.ledger import parse_since
+from ca.cli.output import printable, say
 from ca.home import Home
 from ca.keys.files import write_public_file
 from ca.runtime import Runtime, open_runtime
@@ -64,26 +65,24 @@ def at(
     finally:
         view.close()
     if as_json:
-        click.echo(json.dumps(summary, sort_keys=True))
+        say(json.dumps(summary, sort_keys=True))
         return
     counts = summary["certificates"]
-    click.echo(f"as of position {summary['position']} ({summary['time']}): {summary['name']}")
-    click.echo("provisioners: " + (", ".join(
+    say(f"as of position {summary['position']} ({summary['time']}): {summary['name']}")
+    say("provisioners: " + (", ".join(
         f"{p['name']} ({p['type']})" for p in summary["provisioners"]) or "none"))  # fmt: skip
-    click.echo("policies: " + (", ".join(summary["policies"]) or "none"))
+    say("policies: " + (", ".join(summary["policies"]) or "none"))
     for key in summary["active_keys"]:
-        click.echo(f"active key: {key['role']:<18} {key['key_id']}")
-    click.echo(
+        say(f"active key: {key['role']:<18} {key['key_id']}")
+    say(
         f"certificates: {counts['valid']} valid, {counts['revoked']} revoked,"
         f" {counts['expired']} expired"
     )
     for crl in summary["crls"]:
-        click.echo(
-            f"crl: number {crl['number']} of {crl['this_update']} ({crl['entries']} entries)"
-        )
+        say(f"crl: number {crl['number']} of {crl['this_update']} ({crl['entries']} entries)")
     for path, what in ((crl_out, "CRL"), (index_out, "index.txt")):
         if path is not None:
-            click.echo(f"{what} as of then written to {path}", err=True)
+            say(f"{what} as of then written to {path}", err=True)
 
 
 @audit_group.command()
@@ -98,14 +97,14 @@ def show(home: Home, serial: str, as_json: bool) -> None:
     finally:
         runtime.close()
     if as_json:
-        click.echo(json.dumps(story, sort_keys=True))
+        say(json.dumps(story, sort_keys=True))
         return
     issued = story["issued"]
-    click.echo(f"serial:         {story['serial']} ({story['status']})")
-    click.echo(f"subject:        {story['subject']}")
-    click.echo(f"sans:           {', '.join(story['sans'])}")
-    click.echo(f"valid:          {story['not_before']} .. {story['not_after']}")
-    click.echo(f"issued:         position {issued['position']} at {issued['at']}")
+    say(f"serial:         {story['serial']} ({story['status']})")
+    say(f"subject:        {story['subject']}")
+    say(f"sans:           {', '.join(story['sans'])}")
+    say(f"valid:          {story['not_before']} .. {story['not_after']}")
+    say(f"issued:         position {issued['position']} at {issued['at']}")
     for label, key in (
         ("provisioner", "provisioner"), ("token id", "token_id"),
         ("authenticated", "authenticated_by"), ("mTLS serial", "mtls_serial"),
@@ -114,15 +113,15 @@ def show(home: Home, serial: str, as_json: bool) -> None:
         ("issuer key", "issuer_key_id"),
     ):  # fmt: skip
         if issued.get(key):
-            click.echo(f"  {label + ':':<16}{issued[key]}")
+            say(f"  {label + ':':<16}{issued[key]}")
     for earlier in story["renewed_from"]:
-        click.echo(f"came from:      {earlier['serial']} ({earlier['became']})")
+        say(f"came from:      {earlier['serial']} ({earlier['became']})")
     for later in story["renewed_to"]:
-        click.echo(f"continued as:   {later['serial']} ({later['from']})")
+        say(f"continued as:   {later['serial']} ({later['from']})")
     revocation = story["revocation"]
     if revocation is not None:
         by = ",".join(f"{k}={v}" for k, v in sorted(revocation["by"].items()))
-        click.echo(
+        say(
             f"revoked:        position {revocation['position']} at {revocation['at']},"
             f" reason {revocation['reason_code']} {revocation['reason'] or ''} by {by}"
         )
@@ -168,11 +167,12 @@ def find(
             writer.writerow(columns)
         for found in forensics.find(runtime.engine, filters, now=now):
             if as_json:
-                click.echo(json.dumps(found, sort_keys=True))
+                say(json.dumps(found, sort_keys=True))
             elif writer is not None:
-                writer.writerow([*(found[c] for c in columns[:-1]), " ".join(found["sans"])])
+                row = [*(found[c] for c in columns[:-1]), " ".join(found["sans"])]
+                writer.writerow([printable(str(v)) if v is not None else "" for v in row])
             else:
-                click.echo(
+                say(
                     f"{found['serial']:<40} {found['status']:<8} {found['provisioner'] or '-':<16}"
                     f" {found['issued_at']}  {found['subject']}"
                 )

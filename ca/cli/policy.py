@@ -11,6 +11,7 @@ import click
 
 from ca.authority.initialize import actor
 from ca.cli import cli
+from ca.cli.output import say
 from ca.errors import BadRequest
 from ca.home import Home
 from ca.runtime import open_runtime
@@ -48,7 +49,7 @@ def set_command(home: Home, source: Path, provisioner: str | None) -> None:
     except ValueError as exc:
         raise BadRequest(f"the policy is not valid JSON: {exc}") from None
     position = _append(home, provisioner, parsed)
-    click.echo(f"policy set for {provisioner or 'the authority'} at position {position}")
+    say(f"policy set for {provisioner or 'the authority'} at position {position}")
 
 
 @policy.command()
@@ -57,7 +58,7 @@ def set_command(home: Home, source: Path, provisioner: str | None) -> None:
 def clear(home: Home, provisioner: str | None) -> None:
     """Remove a policy: every name is allowed again at that level."""
     position = _append(home, provisioner, None)
-    click.echo(f"policy cleared for {provisioner or 'the authority'} at position {position}")
+    say(f"policy cleared for {provisioner or 'the authority'} at position {position}")
 
 
 @policy.command()
@@ -74,4 +75,4 @@ def show(home: Home) -> None:
         runtime.close()
     names = {f"provisioner/{p.id}": f"provisioner {p.name}" for p in snapshot.provisioners}
     for scope, value in sorted(snapshot.policies.items()):
-        click.echo(f"{names.get(scope, scope)}: {json.dumps(value.to_json(), sort_keys=True)}")
+        say(f"{names.get(scope, scope)}: {json.dumps(value.to_json(), sort_keys=True)}")

@@ -11,6 +11,7 @@ import click
 
 from ca.authority.initialize import actor
 from ca.cli import cli
+from ca.cli.output import say
 from ca.errors import BadRequest
 from ca.home import Home
 from ca.passwords import obtain_password
@@ -49,11 +50,11 @@ def list_command(home: Home, as_json: bool) -> None:
         runtime.close()
     for row in rows:
         if as_json:
-            click.echo(json.dumps({"id": row.id, "name": row.name, "type": row.type,
+            say(json.dumps({"id": row.id, "name": row.name, "type": row.type,
                                    "kid": row.kid, "claims": json.loads(row.claims),
                                    "options": json.loads(row.options)}))  # fmt: skip
         else:
-            click.echo(f"{row.name:<24} {row.type:<6} kid={row.kid}  claims={row.claims}")
+            say(f"{row.name:<24} {row.type:<6} kid={row.kid}  claims={row.claims}")
 
 
 @provisioner.command()
@@ -93,13 +94,9 @@ def add(home: Home, name: str, kind: str, password_file: Path | None, claims: st
                         actor=actor("provisioner add"))  # fmt: skip
     finally:
         runtime.close()
-    click.echo(
-        f"provisioner {name!r} added (kid {event.data['key']['kid']}) at position {event.position}"
-    )
+    say(f"provisioner {name!r} added (kid {event.data['key']['kid']}) at position {event.position}")
     if generated:
-        click.echo(
-            f"Generated password written to {home.secrets_dir / f'provisioner_{safe}_password'}"
-        )
+        say(f"Generated password written to {home.secrets_dir / f'provisioner_{safe}_password'}")
 
 
 @provisioner.command()
@@ -135,9 +132,7 @@ def update(home: Home, name: str, claims: str | None, x509_template: Path | None
         event = management.update(runtime.store, name, changes, actor=actor("provisioner update"))
     finally:
         runtime.close()
-    click.echo(
-        f"provisioner {name!r} updated ({', '.join(sorted(changes))}) at position {event.position}"
-    )
+    say(f"provisioner {name!r} updated ({', '.join(sorted(changes))}) at position {event.position}")
 
 
 @provisioner.command()
@@ -152,4 +147,4 @@ def remove(home: Home, name: str) -> None:
         event = management.remove(runtime.store, name, actor=actor("provisioner remove"))
     finally:
         runtime.close()
-    click.echo(f"provisioner {name!r} removed at position {event.position}")
+    say(f"provisioner {name!r} removed at position {event.position}")

@@ -12,6 +12,7 @@ import click
 
 from ca.cli import cli
 from ca.cli.client import _ca_options, _provisioner_options
+from ca.cli.output import say
 from ca.client.session import load_session, reaching
 from ca.client.ssh import (
     certificate_from,
@@ -351,7 +352,7 @@ def hosts(home: Home, as_json: bool, ca_url: str | None, root: Path | None) -> N
         click.echo(json.dumps(answer))
         return
     for entry in answer.get("hosts", []) if isinstance(answer, dict) else []:
-        click.echo(entry.get("hostname", ""))
+        say(entry.get("hostname", ""))
 
 
 @ssh.command()

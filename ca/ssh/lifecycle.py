@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import SSHCertificate
 from sqlalchemy import select
 
 from ca.authority.authority import Authority, RequestInfo
-from ca.authority.lifecycle import RevokeRequest
+from ca.authority.lifecycle import RevokeRequest, check_reason
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError
 from ca.keys.files import PublicKey
 from ca.pki.profiles import BACKDATE
@@ -171,6 +171,7 @@ def rekey(authority: Authority, ott: str, public_key: str, info: RequestInfo) ->
 
 def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> SSHRevoked:
     serial = parse_ssh_serial(request.serial)
+    check_reason(request.reason)
     if not request.ott:
         raise AuthError("missing ott: SSH revocation needs a one-time or SSHPOP token")
     now = authority.clock()

@@ -26,6 +26,8 @@ from support.ca_server import (
 )
 from support.ssh import certificate_line, keygen, keygen_list, needs_ssh_keygen, public_blob
 
+from ca.ssh.certificates import parse_certificate
+
 pytestmark = needs_ssh_keygen
 
 
@@ -104,4 +106,27 @@ def test_a_request_cannot_widen_what_the_token_grants_and_nothing_is_written(
     answer = response.json()
     assert answer["status"] == status
     assert message in answer["message"], json.dumps(answer)
+    assert event_count(ca) == before
+
+
+def test_an_ssh_revocation_reason_with_control_characters_is_refused(
+    served: tuple[CAHome, RunningCA], tmp_path: Path
+) -> None:
+    ca, running = served
+    key = keygen(tmp_path, "id")
+    issued = _sign(running, key, {})
+    assert issued.status_code == 201, issued.text
+    cert = tmp_path / "id-cert.pub"
+    cert.write_text(certificate_line(issued) + "\n")
+    serial = str(parse_certificate(cert.read_text()).serial)
+    provisioner, kid = provisioner_key(running.ca, "admin")
+    token = mint_token(provisioner, kid, subject=serial, audience=f"{running.url}/1.0/ssh/revoke")
+    before = event_count(ca)
+    with running.client() as client:
+        response = client.post(
+            "/1.0/ssh/revoke",
+            json={"serial": serial, "ott": token, "reason": "key lost\x1b[1A\rrevoked: ok"},
+        )
+    assert response.status_code == 400, response.text
+    assert "printable" in response.json()["message"]
     assert event_count(ca) == before
