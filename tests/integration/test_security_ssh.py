@@ -58,16 +58,20 @@ def _sign(running: RunningCA, key: Path, granted: dict[str, Any], **body: Any) -
         )
 
 
+def _signed(running: RunningCA, tmp_path: Path) -> Path:
+    """A certificate signed for a token with an empty `step.ssh`, written to id-cert.pub."""
+    response = _sign(running, keygen(tmp_path, "id"), {})
+    assert response.status_code == 201, response.text
+    cert = tmp_path / "id-cert.pub"
+    cert.write_text(certificate_line(response) + "\n")
+    return cert
+
+
 def test_an_empty_step_ssh_claim_grants_a_user_certificate_for_the_subject_only(
     served: tuple[CAHome, RunningCA], tmp_path: Path
 ) -> None:
     _, running = served
-    key = keygen(tmp_path, "id")
-    response = _sign(running, key, {})
-    assert response.status_code == 201, response.text
-    cert = tmp_path / "id-cert.pub"
-    cert.write_text(certificate_line(response) + "\n")
-    shown = keygen_list(cert)
+    shown = keygen_list(_signed(running, tmp_path))
     assert "user certificate" in shown
     assert 'Key ID: "alice"' in shown
     assert shown.split("Principals:")[1].split("Critical Options:")[0].split() == ["alice"]
@@ -113,12 +117,7 @@ def test_an_ssh_revocation_reason_with_control_characters_is_refused(
     served: tuple[CAHome, RunningCA], tmp_path: Path
 ) -> None:
     ca, running = served
-    key = keygen(tmp_path, "id")
-    issued = _sign(running, key, {})
-    assert issued.status_code == 201, issued.text
-    cert = tmp_path / "id-cert.pub"
-    cert.write_text(certificate_line(issued) + "\n")
-    serial = str(parse_certificate(cert.read_text()).serial)
+    serial = str(parse_certificate(_signed(running, tmp_path).read_text()).serial)
     provisioner, kid = provisioner_key(running.ca, "admin")
     token = mint_token(provisioner, kid, subject=serial, audience=f"{running.url}/1.0/ssh/revoke")
     before = event_count(ca)
