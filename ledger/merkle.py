@@ -15,11 +15,13 @@ Proofs are lists of 32-byte hashes, in the order RFC 9162 gives them.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 __all__ = [
     "EMPTY_ROOT",
     "CompactTree",
+    "LeafSource",
+    "SubtreeHashes",
     "consistency_proof",
     "event_leaf",
     "inclusion_proof",
@@ -77,6 +79,111 @@ class CompactTree:
         for _size, left in reversed(self._stack[:-1]):
             value = node_hash(left, value)
         return value
+
+
+LeafSource = Callable[[int, int], Sequence[bytes]]
+"""`source(start, end)`: the leaf hashes of indices start..end-1 (a range of one chunk)."""
+
+
+class SubtreeHashes(CompactTree):
+    """A `CompactTree` that also keeps every perfect subtree of at least `2**min_level`
+    leaves as it completes, so that roots and audit paths of any tree size it has reached
+    cost O(log n) hashes plus the leaves of at most two chunks of `2**min_level`.
+
+    Perfect subtrees are aligned (a subtree of 2**j leaves starts at a multiple of 2**j),
+    so each level is a list indexed by `start >> j`. Memory: about 64 bytes per chunk, well
+    under one byte per leaf with the default chunk of 1024 leaves.
+    """
+
+    def __init__(self, min_level: int = 10) -> None:
+        super().__init__()
+        self.min_level = min_level
+        self._levels: list[list[bytes]] = []
+
+    def append(self, leaf: bytes) -> None:
+        size, value = 1, leaf
+        self._keep(size, value)
+        while self._stack and self._stack[-1][0] == size:
+            left_size, left = self._stack.pop()
+            size, value = left_size + size, node_hash(left, value)
+            self._keep(size, value)
+        self._stack.append((size, value))
+        self.size += 1
+
+    def _keep(self, size: int, value: bytes) -> None:
+        level = size.bit_length() - 1 - self.min_level
+        if level >= 0:
+            while len(self._levels) <= level:
+                self._levels.append([])
+            self._levels[level].append(value)
+
+    def _perfect(self, start: int, size: int) -> bytes | None:
+        if size & (size - 1) or start % size:
+            return None
+        level = size.bit_length() - 1 - self.min_level
+        if level < 0 or level >= len(self._levels):
+            return None
+        row = self._levels[level]
+        index = start >> (level + self.min_level)
+        return row[index] if index < len(row) else None
+
+    def root_of(self, size: int, source: LeafSource) -> bytes:
+        """The root of the first `size` leaves (`size` <= the leaves appended so far)."""
+        self._reached(size)
+        return (
+            self._subroot(0, size, _Chunks(source, 1 << self.min_level, size))
+            if size
+            else EMPTY_ROOT
+        )
+
+    def path(self, index: int, size: int, source: LeafSource) -> list[bytes]:
+        """The audit path of leaf `index` in the tree of the first `size` leaves (RFC 6962)."""
+        self._reached(size)
+        if not 0 <= index < size:
+            raise ValueError(f"leaf {index} is not in a tree of {size} leaves")
+        chunks = _Chunks(source, 1 << self.min_level, size)
+        out: list[bytes] = []
+        start, end = 0, size
+        while end - start > 1:
+            k = _split(end - start)
+            if index < start + k:
+                out.append(self._subroot(start + k, end, chunks))
+                end = start + k
+            else:
+                out.append(self._subroot(start, start + k, chunks))
+                start += k
+        return out[::-1]
+
+    def _reached(self, size: int) -> None:
+        if size > self.size:
+            raise ValueError(f"the tree holds {self.size} leaves, not {size}: catch it up first")
+
+    def _subroot(self, start: int, end: int, chunks: _Chunks) -> bytes:
+        n = end - start
+        found = self._perfect(start, n)
+        if found is not None:
+            return found
+        if n == 1:
+            return chunks.leaf(start)
+        k = _split(n)
+        return node_hash(
+            self._subroot(start, start + k, chunks), self._subroot(start + k, end, chunks)
+        )
+
+
+class _Chunks:
+    """Leaves read from a `LeafSource` a whole chunk at a time, each chunk at most once."""
+
+    def __init__(self, source: LeafSource, chunk: int, size: int) -> None:
+        self.source, self.chunk, self.size = source, chunk, size
+        self._read: dict[int, Sequence[bytes]] = {}
+
+    def leaf(self, index: int) -> bytes:
+        number = index // self.chunk
+        if number not in self._read:
+            start = number * self.chunk
+            self._read[number] = self.source(start, min(start + self.chunk, self.size))
+        return self._read[number][index - number * self.chunk]
 
 
 def root(leaves: Sequence[bytes]) -> bytes:

@@ -32,7 +32,7 @@ from projections.used_tokens import TokenAlreadyUsed
 T = TypeVar("T")
 
 
-async def _caller(request: Request) -> Caller:
+async def admin_caller(request: Request) -> Caller:
     peer = peer_certificate(request)
     caller = await run_in_threadpool(
         authenticate,
@@ -45,7 +45,7 @@ async def _caller(request: Request) -> Caller:
     return caller
 
 
-async def _answer(request: Request, caller: Caller, response: Response) -> Response:
+async def answer_spent(request: Request, caller: Caller, response: Response) -> Response:
     """The answer to a request that changes nothing, once its token is spent on its own."""
     if caller.spends:
         store = authority_of(request).runtime.store
@@ -84,22 +84,22 @@ def _object(body: dict[str, Any], name: str) -> dict[str, Any]:
 
 @endpoint
 async def list_provisioners(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     records = authority_of(request).snapshot().provisioners
     listed = {"provisioners": [provisioner_json(r) for r in records], "nextCursor": ""}
-    return await _answer(request, caller, json_response(listed))
+    return await answer_spent(request, caller, json_response(listed))
 
 
 @endpoint
 async def get_provisioner(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     found = provisioner_json(_record(request, request.path_params["name"]))
-    return await _answer(request, caller, json_response(found))
+    return await answer_spent(request, caller, json_response(found))
 
 
 @endpoint
 async def add_provisioner(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     body = await read_json(request)
     kind = str(body.get("type", "")).upper()
     if kind not in management.SUPPORTED_TYPES:
@@ -128,7 +128,7 @@ async def add_provisioner(request: Request) -> Response:
 
 @endpoint
 async def update_provisioner(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     body = await read_json(request)
     changes: dict[str, Any] = {}
     for field in ("claims", "options"):
@@ -154,7 +154,7 @@ async def update_provisioner(request: Request) -> Response:
 
 @endpoint
 async def remove_provisioner(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     event = await _act(
         caller,
         management.remove,
@@ -177,19 +177,19 @@ def _policy_scope(request: Request) -> str | None:
 
 @endpoint
 async def get_policy(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     name = _policy_scope(request)
     snapshot = authority_of(request).snapshot()
     scope = "authority" if name is None else f"provisioner/{_record(request, name).id}"
     policy = snapshot.policies.get(scope)
     if policy is None:
         raise NotFound(f"no policy is set for {name or 'the authority'}")
-    return await _answer(request, caller, json_response(policy.to_json()))
+    return await answer_spent(request, caller, json_response(policy.to_json()))
 
 
 @endpoint
 async def set_policy(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     body = await read_json(request)
     event = await _act(
         caller,
@@ -205,7 +205,7 @@ async def set_policy(request: Request) -> Response:
 
 @endpoint
 async def clear_policy(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     event = await _act(
         caller,
         policies.set_policy,
@@ -223,15 +223,15 @@ async def clear_policy(request: Request) -> Response:
 
 @endpoint
 async def list_admins(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     found = authority_of(request).snapshot().admins
     listed = {"admins": [a.to_json() for a in found], "nextCursor": ""}
-    return await _answer(request, caller, json_response(listed))
+    return await answer_spent(request, caller, json_response(listed))
 
 
 @endpoint
 async def add_admin(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     caller.require_super()
     body = await read_json(request)
     subject, provisioner = body.get("subject"), body.get("provisioner")
@@ -256,7 +256,7 @@ async def add_admin(request: Request) -> Response:
 
 @endpoint
 async def remove_admin(request: Request) -> Response:
-    caller = await _caller(request)
+    caller = await admin_caller(request)
     caller.require_super()
     await _act(
         caller,

@@ -11,9 +11,9 @@ from starlette.routing import Route
 
 from ca.api.endpoint import authority_of, endpoint
 from ca.api.errors import error_response
+from ca.api.query import query_int
 from ca.api.responses import json_response
 from ca.authority.state import ProvisionerRecord
-from ca.errors import BadRequest
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
@@ -39,16 +39,9 @@ def provisioner_json(record: ProvisionerRecord) -> dict[str, Any]:
 
 
 def page(
-    records: tuple[ProvisionerRecord, ...], cursor: str, limit_text: str
+    records: tuple[ProvisionerRecord, ...], cursor: str, limit: int | None
 ) -> tuple[list[dict[str, Any]], str]:
-    if limit_text == "":
-        limit = DEFAULT_LIMIT
-    else:
-        try:
-            limit = int(limit_text)
-        except ValueError:
-            raise BadRequest(f"limit '{limit_text}' is not an integer") from None
-    if limit <= 0:
+    if not limit:
         limit = DEFAULT_LIMIT
     limit = min(limit, MAX_LIMIT)
     start = cursor.lower().rjust(40, "0") if cursor else ""
@@ -64,7 +57,7 @@ async def provisioners(request: Request) -> Response:
     items, next_cursor = page(
         authority_of(request).snapshot().provisioners,
         request.query_params.get("cursor", ""),
-        request.query_params.get("limit", ""),
+        query_int(request, "limit"),
     )
     return json_response({"provisioners": items, "nextCursor": next_cursor})
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from ca.api.endpoint import authority_of, context_of, endpoint, string_field
 from ca.api.errors import error_response
+from ca.api.limits import SSH_INVENTORY, SSH_KRL, limited
 from ca.api.responses import json_response
 from ca.api.sign import read_json, request_info
 from ca.authority.authority import Authority
@@ -139,7 +140,7 @@ def _check_caller(request: Request, authority: Authority) -> None:
     except ValueError:
         peer = None
     if peer is None:
-        raise AuthError("listing SSH hosts needs a client certificate issued by this CA")
+        raise AuthError("the SSH host inventory needs a client certificate issued by this CA")
     with authority.runtime.engine.connect() as connection:
         status = connection.execute(
             certificates.select()
@@ -151,6 +152,7 @@ def _check_caller(request: Request, authority: Authority) -> None:
 
 
 @endpoint
+@limited(SSH_INVENTORY)
 async def hosts(request: Request) -> Response:
     authority = authority_of(request)
     await run_in_threadpool(_check_caller, request, authority)
@@ -163,14 +165,18 @@ async def hosts(request: Request) -> Response:
 
 
 @endpoint
+@limited(SSH_INVENTORY)
 async def check_host(request: Request) -> Response:
+    """Whether a host holds a valid certificate: the same inventory as /ssh/hosts, so it
+    needs the same client certificate when `ssh_hosts_require_auth` is set."""
+    authority = authority_of(request)
+    await run_in_threadpool(_check_caller, request, authority)
     body = await read_json(request)
     if string_field(body, "type") not in ("", "host"):
         raise BadRequest("type must be 'host'")
     principal = string_field(body, "principal")
     if not principal:
         raise BadRequest("missing principal")
-    authority = authority_of(request)
     found = await run_in_threadpool(
         inventory.active_hosts, authority.runtime.engine, authority.clock(), principal
     )
@@ -195,6 +201,7 @@ async def config(request: Request) -> Response:
 
 
 @endpoint
+@limited(SSH_KRL)
 async def krl(request: Request) -> Response:
     authority = authority_of(request)
     revoked = await run_in_threadpool(inventory.revoked_serials, authority.runtime.engine)

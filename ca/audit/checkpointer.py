@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
 from ca.audit.ledger_key import LedgerKey, active_ledger_key, load_ledger_signer
-from ca.audit.tree import GrowingTree
+from ca.audit.tree import shared_tree
 from ca.config import CheckpointSettings
 from ca.crl.records import head_position
 from ca.errors import ConfigError
@@ -87,7 +87,7 @@ class Checkpointer:
         self.settings = settings
         self.actor = dict(actor)
         self.clock = clock
-        self.tree = GrowingTree()
+        self.tree = shared_tree(store.engine)
         self._keys: dict[str, PrivateKey] = {}
         self._lock = threading.Lock()
 

@@ -1,10 +1,11 @@
 """Inclusion proofs: one event, shown to be in the tree a signed checkpoint commits to.
 
-A proof file carries the event's full record (as `ledger export` writes it), its audit path
-and the checkpoint it was built against. `check` needs nothing else but a trusted
-checkpoint and the ledger's public key: it recomputes the event's chain hash from the record
-(`ledger.hashing.event_hash`), the leaf (`ledger.merkle.event_leaf`), and the root through
-the path, and compares that with the signed root.
+A proof carries the event's chain hash, its audit path and the checkpoint it was built
+against; `ledgerca audit prove` (and the HTTP endpoint, for admins) adds the event's full
+record as `ledger export` writes it. `check` needs nothing else but a trusted checkpoint and
+the ledger's public key: it recomputes the event's chain hash from the record when there is
+one (`ledger.hashing.event_hash`), the leaf (`ledger.merkle.event_leaf`), and the root
+through the path, and compares that with the signed root.
 """
 
 from __future__ import annotations
@@ -19,12 +20,13 @@ from sqlalchemy import Engine, select
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
 from ca.audit.errors import AuditError, NotInLedger
-from ca.audit.tree import leaf_list
+from ca.audit.tree import shared_tree
 from ca.crl.root import parse_serial
+from ca.errors import ConfigError
 from ca.keys.files import PublicKey
 from ledger import IntegrityViolation, event_hash
 from ledger import catalogue as ev
-from ledger.merkle import event_leaf, inclusion_proof, root, verify_inclusion
+from ledger.merkle import event_leaf, verify_inclusion
 from ledger.schema import events
 from ledger.transfer import FIELDS
 
@@ -34,15 +36,18 @@ FORMAT = "ledgerca-inclusion-proof/1"
 @dataclass(frozen=True)
 class Checked:
     position: int
-    type: str
-    stream: str
+    type: str | None  # None: the proof carried only the event's hash, not its record
+    stream: str | None
     tree_size: int
     root_hash: str
 
 
 def issuance_position(engine: Engine, serial: str) -> int:
     """The position of the `x509.issued` event of `serial` (decimal, 0x… or aa:bb:…)."""
-    number = str(parse_serial(serial))
+    try:
+        number = str(parse_serial(serial))
+    except ConfigError as exc:
+        raise AuditError(exc.message) from None
     with engine.connect() as connection:
         position = connection.execute(
             select(events.c.position).where(
@@ -64,8 +69,17 @@ def event_record(engine: Engine, position: int) -> dict[str, Any]:
     return record
 
 
-def build(engine: Engine, position: int, checkpoint: Checkpoint) -> dict[str, Any]:
-    """The proof of the event at `position` in the tree `checkpoint` signed."""
+def build(
+    engine: Engine, position: int, checkpoint: Checkpoint, *, with_event: bool = True
+) -> dict[str, Any]:
+    """The proof of the event at `position` in the tree `checkpoint` signed.
+
+    It always carries the event's chain hash (the leaf input), its audit path and the
+    checkpoint: all that shows the event is in the signed tree. `with_event` adds the
+    event's whole record, which lets a checker recompute that hash from the contents; the
+    public HTTP endpoint leaves it out, since events carry subjects, addresses and policies.
+    Built from the process's shared tree: O(log n) hashes once the tree is caught up.
+    """
     if position < 1:
         raise AuditError(f"position {position} is not a ledger position (they start at 1)")
     record = event_record(engine, position)
@@ -74,23 +88,29 @@ def build(engine: Engine, position: int, checkpoint: Checkpoint) -> dict[str, An
             f"position {position} is after the checkpoint's {checkpoint.tree_size} events:"
             " wait for the next checkpoint, or record one with `ledgerca audit checkpoint --new`"
         )
-    leaves = leaf_list(engine, checkpoint.tree_size)
-    if len(leaves) != checkpoint.tree_size or root(leaves).hex() != checkpoint.root_hash:
+    tree = shared_tree(engine)
+    tree.catch_up(engine, checkpoint.tree_size)
+    if tree.size < checkpoint.tree_size or (
+        tree.root_of(engine, checkpoint.tree_size).hex() != checkpoint.root_hash
+    ):
         raise IntegrityViolation(
             f"the ledger's first {checkpoint.tree_size} events no longer have the checkpoint's"
             " root: run `ledgerca audit verify`",
             position=checkpoint.tree_size,
         )
-    path = inclusion_proof(leaves, position - 1)
-    return {
+    path = tree.path(engine, position - 1, checkpoint.tree_size)
+    proof: dict[str, Any] = {
         "format": FORMAT,
         "position": position,
         "tree_size": checkpoint.tree_size,
         "root_hash": checkpoint.root_hash,
-        "event": record,
+        "hash": record["hash"],
         "path": [p.hex() for p in path],
         "checkpoint": checkpoint.to_file(),
     }
+    if with_event:
+        proof["event"] = record
+    return proof
 
 
 def read_proof(path: Path) -> dict[str, Any]:
@@ -106,15 +126,26 @@ def read_proof(path: Path) -> dict[str, Any]:
 
 
 def check(proof: dict[str, Any], checkpoint: Checkpoint, public: PublicKey) -> Checked:
-    """Verify `proof` offline against a trusted checkpoint and ledger key, or AuditError."""
+    """Verify `proof` offline against a trusted checkpoint and ledger key, or AuditError.
+
+    With the event's record in the proof, its chain hash is recomputed from the record (so
+    the contents are proven); without it, the proof shows that the given chain hash is the
+    event at that position of the signed tree.
+    """
     checkpoints.require_valid(checkpoint, public)
     try:
         position, size = int(proof["position"]), int(proof["tree_size"])
-        record = proof["event"]
         path = [bytes.fromhex(p) for p in proof["path"]]
-        recomputed = event_hash(record)
-        stored = str(record["hash"])
-        record_position = int(record["position"])
+        record = proof.get("event")
+        if record is not None:
+            recomputed = event_hash(record)
+            stored = str(record["hash"])
+            record_position = int(record["position"])
+            claimed = str(proof.get("hash", stored))
+        else:
+            recomputed = stored = claimed = str(proof["hash"])
+            record_position = position
+        leaf = event_leaf(recomputed)
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise AuditError(f"the proof is malformed ({exc.__class__.__name__}: {exc})") from None
     if size != checkpoint.tree_size or proof.get("root_hash") != checkpoint.root_hash:
@@ -125,14 +156,15 @@ def check(proof: dict[str, Any], checkpoint: Checkpoint, public: PublicKey) -> C
         )
     if record_position != position:
         raise AuditError(f"the proof's event is at position {record_position}, not {position}")
-    if recomputed != stored:
+    if recomputed != stored or claimed != stored:
         raise AuditError(
             f"the event at position {position} does not hash to its recorded hash: it was altered"
         )
-    leaf = event_leaf(recomputed)
     if not verify_inclusion(leaf, position - 1, size, path, bytes.fromhex(checkpoint.root_hash)):
         raise AuditError(
             f"the proof does not lead from position {position} to the checkpoint's root:"
             " the event or the path was altered"
         )
+    if record is None:
+        return Checked(position, None, None, size, checkpoint.root_hash)
     return Checked(position, str(record["type"]), str(record["stream"]), size, checkpoint.root_hash)

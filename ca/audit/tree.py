@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Callable, Iterator
 
 from sqlalchemy import Connection, Engine, select
 
-from ledger.merkle import CompactTree, event_leaf
+from ledger.merkle import SubtreeHashes, event_leaf
 from ledger.schema import events
 
 
@@ -44,20 +46,59 @@ def leaf_list(engine: Engine | Connection, size: int) -> list[bytes]:
 
 
 class GrowingTree:
-    """A compact tree kept in step with the ledger head, one read of the new events at a time."""
+    """The ledger's tree kept in step with its head, one read of the new events at a time.
+
+    It keeps the perfect subtrees of 1024 leaves and more (`SubtreeHashes`), so once caught
+    up, the root and audit path of any checkpoint's tree cost O(log n) hashes and at most two
+    chunks of leaves read from the events table. Safe to share between threads.
+    """
 
     def __init__(self) -> None:
-        self.tree = CompactTree()
+        self.tree = SubtreeHashes()
+        self._lock = threading.Lock()
 
     @property
     def size(self) -> int:
         return self.tree.size
 
     def catch_up(self, source: Engine | Connection, head: int) -> None:
-        for position, leaf in leaves(source, after=self.tree.size, until=head):
-            if position != self.tree.size + 1:
-                raise LookupError(f"position {self.tree.size + 1} is missing from the ledger")
-            self.tree.append(leaf)
+        with self._lock:
+            for position, leaf in leaves(source, after=self.tree.size, until=head):
+                if position != self.tree.size + 1:
+                    raise LookupError(f"position {self.tree.size + 1} is missing from the ledger")
+                self.tree.append(leaf)
 
     def root(self) -> bytes:
-        return self.tree.root()
+        with self._lock:
+            return self.tree.root()
+
+    def root_of(self, engine: Engine, size: int) -> bytes:
+        """The root of the first `size` events (caught up to `size` first)."""
+        self.catch_up(engine, size)
+        return self.tree.root_of(size, _source(engine))
+
+    def path(self, engine: Engine, index: int, size: int) -> list[bytes]:
+        """The audit path of leaf `index` (position index + 1) in the tree of `size` events."""
+        self.catch_up(engine, size)
+        return self.tree.path(index, size, _source(engine))
+
+
+def _source(engine: Engine) -> Callable[[int, int], list[bytes]]:
+    def read(start: int, end: int) -> list[bytes]:
+        return [leaf for _position, leaf in leaves(engine, after=start, until=end)]
+
+    return read
+
+
+_shared: weakref.WeakKeyDictionary[Engine, GrowingTree] = weakref.WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared_tree(engine: Engine) -> GrowingTree:
+    """The one tree of this process for the ledger behind `engine`: the checkpointer grows it,
+    proofs read it, and the ledger is read once per process rather than once per request."""
+    with _shared_lock:
+        tree = _shared.get(engine)
+        if tree is None:
+            tree = _shared[engine] = GrowingTree()
+        return tree

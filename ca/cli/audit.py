@@ -254,8 +254,13 @@ def check_proof(proof_file: Path, checkpoint_file: Path, ledger_pubkey: Path) ->
     trusted = checkpoints.read_file(checkpoint_file)
     public = _read_pubkey(ledger_pubkey)
     checked = proofs.check(proof, trusted, public)
+    what = (
+        f"({checked.type}, {checked.stream})"
+        if checked.type is not None
+        else f"(hash {proof['hash'][:16]}…, without its record)"
+    )
     click.echo(
-        f"proof verified: position {checked.position} ({checked.type}, {checked.stream}) is in"
+        f"proof verified: position {checked.position} {what} is in"
         f" the tree of {checked.tree_size} events with root {checked.root_hash}"
     )
 

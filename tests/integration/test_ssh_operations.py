@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import load_ssh_private_key
 from support.ca_server import (
     RunningCA,
+    event_count,
     init_ca,
     ledgerca,
     request_certificate,
@@ -89,10 +90,14 @@ def test_hosts_can_be_restricted_to_callers_with_a_client_certificate(tmp_path: 
     )
     running = start_ca(ca)
     try:
+        before = event_count(ca)
         with running.client() as client:
             anonymous = client.get("/1.0/ssh/hosts")
-        assert anonymous.status_code == 401
-        assert set(anonymous.json()) == {"status", "message"}
+            # check-host answers from the same inventory: the same rule (finding 3).
+            probed = client.post("/1.0/ssh/check-host", json={"principal": "db.internal"})
+        assert anonymous.status_code == 401 and probed.status_code == 401, probed.text
+        assert set(anonymous.json()) == {"status", "message"} == set(probed.json())
+        assert event_count(ca) == before
 
         response, private = request_certificate(running, "inventory.internal")
         assert response.status_code == 201
@@ -109,6 +114,8 @@ def test_hosts_can_be_restricted_to_callers_with_a_client_certificate(tmp_path: 
         context.load_cert_chain(crt, key)
         with httpx.Client(base_url=running.url, verify=context, timeout=30) as client:
             authenticated = client.get("/1.0/ssh/hosts")
+            checked = client.post("/1.0/ssh/check-host", json={"principal": "db.internal"})
         assert authenticated.status_code == 200 and authenticated.json() == {"hosts": []}
+        assert checked.status_code == 200 and checked.json() == {"exists": False}
     finally:
         running.stop()
