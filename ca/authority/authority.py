@@ -33,6 +33,7 @@ from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
 from ca.pki.claims import validity
 from ca.pki.leaf import build_leaf, check_leaf
+from ca.pki.leaf_rules import LeafRules
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
 from ca.policy import combine
@@ -437,8 +438,14 @@ class Authority:
             not_after=min(not_after, issuer.certificate.not_valid_after_utc),
             extensions=[e.to_extension() for e in extensions],
         )
-        check_leaf(certificate, issuer.certificate)
+        check_leaf(certificate, issuer.certificate, self.leaf_rules())
         return certificate
+
+    def leaf_rules(self, snapshot: Snapshot | None = None) -> LeafRules:
+        """What no leaf may carry: the CA's subjects and configured OCSP responders."""
+        snapshot = snapshot or self.snapshot()
+        keys = (*snapshot.roots, *snapshot.intermediates)
+        return LeafRules.of(tuple(k.certificate for k in keys), leaf_urls(self.runtime.config)[1])
 
     def _record(self, certificate: x509.Certificate, issuer: ActiveKey, **fields: Any) -> int:
         """Append the `x509.issued` event (`fields` as for `_issued_event`); its position."""

@@ -41,6 +41,7 @@ from ca.errors import AuthError, BadRequest, NotFound, PolicyError, SignerError
 from ca.keys.files import PrivateKey, PublicKey
 from ca.pki.claims import Claims
 from ca.pki.leaf import _signature_hash, check_leaf
+from ca.pki.leaf_rules import LeafRules
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import from_certificate
 
@@ -249,6 +250,7 @@ def build_renewal(
     serial: int,
     not_before: datetime,
     not_after: datetime,
+    rules: LeafRules,
 ) -> x509.Certificate:
     """A copy of `old` for `public_key`: same subject, SANs and extensions, new serial.
 
@@ -285,7 +287,7 @@ def build_renewal(
         certificate = builder.sign(issuer_key, _signature_hash(issuer_key))
     except (ValueError, TypeError) as exc:
         raise SignerError(f"signing failed: {exc}") from exc
-    check_leaf(certificate, issuer)
+    check_leaf(certificate, issuer, rules)
     return certificate
 
 
@@ -380,6 +382,7 @@ def _reissue(
         serial=new_serial(),
         not_before=not_before,
         not_after=not_after,
+        rules=authority.leaf_rules(snapshot),
     )
     old_serial = str(old.serial_number)
     actor: dict[str, Any] = {"authenticated_by": "token" if via_token else "mtls"}

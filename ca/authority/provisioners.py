@@ -19,8 +19,11 @@ from joserfc.errors import JoseError
 from sqlalchemy import select
 
 from ca.authority import admins
+from ca.authority.state import load_snapshot
 from ca.errors import BadRequest, ConfigError, NotFound, PolicyError
 from ca.pki.claims import Claims
+from ca.pki.leaf import check_template
+from ca.pki.leaf_rules import LeafRules
 from ca.provisioners.jwk import JWKProvisioner
 from ca.provisioners.jwk_keys import create_provisioner_key, thumbprint
 from ca.templates.x509 import render
@@ -103,7 +106,10 @@ def validate_claims(claims: Mapping[str, Any]) -> None:
     Claims.from_json(None, claims)
 
 
-def validate_options(options: Mapping[str, Any]) -> None:
+def validate_options(options: Mapping[str, Any], rules: LeafRules | None = None) -> None:
+    """Options are a JSON object with at most an x509 template, which must render with sample
+    data and produce a leaf the release rule accepts (`ca.pki.leaf.check_template`; `rules`
+    are the CA's, or a CA with no keys yet when None)."""
     if not isinstance(options, Mapping):
         raise BadRequest("options must be a JSON object")
     unknown = set(options) - {"x509"}
@@ -125,7 +131,21 @@ def validate_options(options: Mapping[str, Any]) -> None:
             "insecure": {"cr": {"subject": {"commonName": "example.internal"}}, "user": {}},
             "key_type": "EC",
         }
-        render(template, sample)
+        try:
+            check_template(render(template, sample), rules or LeafRules())
+        except PolicyError as exc:
+            raise BadRequest(
+                f"the x509 template would issue a forbidden leaf: {exc.message}"
+            ) from None
+
+
+def _leaf_rules(store: EventStore) -> LeafRules:
+    """The release rule's view of this CA, without its config: no OCSP URL is a template's
+    to add (the CA adds its configured `ocsp_url` itself)."""
+    with store.engine.connect() as connection:
+        snapshot = load_snapshot(connection)
+    keys = (*snapshot.roots, *snapshot.intermediates)
+    return LeafRules.of(tuple(k.certificate for k in keys), ())
 
 
 def add_jwk(
@@ -179,7 +199,7 @@ def add_jwk_key(
     existing = list_all(store)
     check_name(name, taken=existing)
     validate_claims(claims)
-    validate_options(options)
+    validate_options(options, _leaf_rules(store))
     try:
         JWKProvisioner.from_row("check", name, json.dumps(dict(public_jwk)), "{}", "{}")
     except ConfigError as exc:
@@ -234,7 +254,7 @@ def update(
     if "claims" in changes:
         validate_claims(changes["claims"])
     if "options" in changes:
-        validate_options(changes["options"])
+        validate_options(changes["options"], _leaf_rules(store))
     if not changes:
         raise BadRequest("nothing to update")
     stream = ev.provisioner_stream(current.id)

@@ -8,16 +8,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from ca.errors import PolicyError, SignerError
 from ca.keys.files import PrivateKey, PublicKey
+from ca.pki.leaf_rules import LeafRules, refuse_authority_powers
 
 _SUBJECT_OIDS = (
     ("country", NameOID.COUNTRY_NAME),
@@ -179,21 +180,38 @@ def build_leaf(
         raise SignerError(f"signing failed: {exc}") from exc
 
 
-def check_leaf(certificate: x509.Certificate, issuer: x509.Certificate) -> None:
-    """Pre-release lint: a leaf must never be a CA, must chain, must carry a name."""
-    try:
-        constraints = certificate.extensions.get_extension_for_class(x509.BasicConstraints).value
-        if constraints.ca:
-            raise SignerError("refusing to release a CA certificate from the leaf pipeline")
-    except x509.ExtensionNotFound:
-        pass
-    try:
-        usage = certificate.extensions.get_extension_for_class(x509.KeyUsage).value
-        if usage.key_cert_sign or usage.crl_sign:
-            raise SignerError("refusing to release a leaf with certSign or cRLSign")
-    except x509.ExtensionNotFound:
-        pass
+def check_leaf(certificate: x509.Certificate, issuer: x509.Certificate, rules: LeafRules) -> None:
+    """Pre-release lint: no CA powers (`refuse_authority_powers`), a strong key, and it chains."""
+    refuse_authority_powers(certificate, rules)
     key = certificate.public_key()
     if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
         raise PolicyError(f"RSA key of {key.key_size} bits: at least 2048 are required")
     certificate.verify_directly_issued_by(issuer)
+
+
+def check_template(template: Any, rules: LeafRules) -> None:
+    """The release rule, applied when a template is added: a throwaway leaf built from the
+    rendered template (on a throwaway issuer) must pass `refuse_authority_powers`."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC).replace(microsecond=0)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ledgerca template check")])
+    issuer = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + timedelta(minutes=1))
+        .sign(key, hashes.SHA256())
+    )
+    leaf = build_leaf(
+        template,
+        public_key=key.public_key(),
+        issuer=issuer,
+        issuer_key=key,
+        serial=2,
+        not_before=now,
+        not_after=now + timedelta(minutes=1),
+    )
+    refuse_authority_powers(leaf, rules)

@@ -29,6 +29,7 @@ from ca.authority.lifecycle import (
 from ca.client.lifecycle import Credentials, renew_at, renew_token
 from ca.errors import AuthError, BadRequest
 from ca.pki.claims import Claims
+from ca.pki.leaf_rules import LeafRules
 from ca.pki.provisioner_extension import ProvisionerExtension, from_certificate
 from ca.provisioners.jwk import audiences
 from ledger import EventStore, NewEvent, create_engine
@@ -323,6 +324,7 @@ def test_the_renewed_certificate_copies_names_and_extensions(pki: Hierarchy, rek
     new = build_renewal(
         old, public_key=new_key.public_key(), issuer=pki.intermediate,
         issuer_key=pki.intermediate_key, serial=12345, not_before=start, not_after=end,
+        rules=LeafRules.of((pki.root, pki.intermediate), ()),
     )  # fmt: skip
     assert new.serial_number == 12345
     assert new.subject.public_bytes() == old.subject.public_bytes()
