@@ -3,7 +3,13 @@
 SQLite: WAL, `synchronous=FULL` (a committed event survives power loss), a busy timeout,
 and pysqlite's own transaction handling switched off so that SQLAlchemy's `begin` emits
 `BEGIN IMMEDIATE` for writers — a plain `BEGIN` lets two processes both read the head and
-then fail with "database is locked" at the first write.
+then fail with "database is locked" at the first write. A new SQLite file is created 0600
+before SQLite opens it, wherever it is: SQLite gives its `-wal` and `-shm` files the mode of
+the database file, and the ledger holds encrypted keys and every admin's subject.
+
+Both backends: `hide_parameters`, so an error's text (and any log line or traceback that
+quotes it) names the statement but never the values bound to it, which include encrypted
+provisioner keys and event payloads.
 """
 
 from __future__ import annotations
@@ -95,7 +101,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise UnsupportedDatabase(f"not a database URL: {url!r}") from exc
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
+        _create_private_file(parsed.database, uri=parsed.query.get("uri") == "true")
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 60)
         # Keep connections open: each new one costs a connect and four PRAGMAs, and a
@@ -120,6 +128,20 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"
         " postgresql+psycopg://USER@HOST/DB"
     )
+
+
+def _create_private_file(database: str | None, *, uri: bool) -> None:
+    """Create a missing SQLite database file empty and 0600 (SQLite reads an empty file as a
+    new database). os.open's mode is filtered by the umask, which can only narrow it."""
+    if not database or database == ":memory:" or uri or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # e.g. a missing directory: SQLite reports it when it opens the file
+    os.close(fd)
 
 
 def is_unavailable(exc: BaseException) -> bool:

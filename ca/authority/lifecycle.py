@@ -417,9 +417,7 @@ def revoke(
     if len(request.reason) > MAX_REASON_LENGTH:
         raise BadRequest(f"reason is longer than {MAX_REASON_LENGTH} characters")
     now = authority.clock()
-    actor: dict[str, Any] = {"instance": authority.instance, "request_id": info.request_id}
-    if info.remote_address:
-        actor["remote_address"] = info.remote_address
+    actor: dict[str, Any] = {"instance": authority.instance, **info.actor()}
     provisioner: dict[str, str] | None = None
     token_id: str | None = None
     if request.ott:
