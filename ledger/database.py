@@ -9,7 +9,9 @@ the database file, and the ledger holds encrypted keys and every admin's subject
 
 Both backends: `hide_parameters`, so an error's text (and any log line or traceback that
 quotes it) names the statement but never the values bound to it, which include encrypted
-provisioner keys and event payloads.
+provisioner keys and event payloads. PostgreSQL quotes row values itself, in an error's
+DETAIL ("Key (kid)=(…) already exists", "Failing row contains (…)"): its error texts keep
+the primary message only; the detail stays readable in the driver error's `diag`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -123,7 +125,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_timeout", CONNECT_TIMEOUT)
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 32)
-        return sa_create_engine(url, **kwargs)
+        engine = sa_create_engine(url, **kwargs)
+        _configure_postgresql(engine)
+        return engine
     raise UnsupportedDatabase(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"
         " postgresql+psycopg://USER@HOST/DB"
@@ -165,6 +169,19 @@ def is_unique_violation(exc: IntegrityError) -> bool:
         return bool(sqlstate == "23505")
     name = getattr(original, "sqlite_errorname", "")
     return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _without_detail(context: ExceptionContext) -> None:
+        original = context.original_exception
+        primary = getattr(getattr(original, "diag", None), "message_primary", None)
+        if not primary:
+            return
+        original.args = (primary,)
+        wrapped = context.sqlalchemy_exception
+        if wrapped is not None:  # its text was made from the driver's before this hook
+            wrapped.args = (f"({type(original).__module__}.{type(original).__name__}) {primary}",)
 
 
 def _configure_sqlite(engine: Engine) -> None:
