@@ -6,6 +6,7 @@ exceptions (which cannot import this module) are mapped there too.
 
 from __future__ import annotations
 
+from ledger.canonical import NotCanonical
 from ledger.database import is_unavailable
 from ledger.errors import ConcurrencyConflict, IntegrityViolation, LedgerError, SchemaError
 from projections.errors import ProjectionConflict
@@ -53,6 +54,12 @@ class PayloadTooLarge(CAError):
     status = 413
 
 
+class UnsupportedMediaType(CAError):
+    """A request body in a format the endpoint does not read (it reads JSON)."""
+
+    status = 415
+
+
 class SignerError(CAError):
     status = 500
 
@@ -66,6 +73,10 @@ class Unavailable(CAError):
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, CAError):
         return exc.status
+    if isinstance(exc, NotCanonical):
+        # Only client data can get this far without a canonical form: everything the CA
+        # builds itself is strings and integers, and the test suite records all of it.
+        return 400
     if isinstance(exc, (ConcurrencyConflict, ProjectionConflict)):
         # The append was checked against a state another change got to first.
         return 409

@@ -3,7 +3,15 @@
 SQLite: WAL, `synchronous=FULL` (a committed event survives power loss), a busy timeout,
 and pysqlite's own transaction handling switched off so that SQLAlchemy's `begin` emits
 `BEGIN IMMEDIATE` for writers — a plain `BEGIN` lets two processes both read the head and
-then fail with "database is locked" at the first write.
+then fail with "database is locked" at the first write. A new SQLite file is created 0600
+before SQLite opens it, wherever it is: SQLite gives its `-wal` and `-shm` files the mode of
+the database file, and the ledger holds encrypted keys and every admin's subject.
+
+Both backends: `hide_parameters`, so an error's text (and any log line or traceback that
+quotes it) names the statement but never the values bound to it, which include encrypted
+provisioner keys and event payloads. PostgreSQL quotes row values itself, in an error's
+DETAIL ("Key (kid)=(…) already exists", "Failing row contains (…)"): its error texts keep
+the primary message only; the detail stays readable in the driver error's `diag`.
 """
 
 from __future__ import annotations
@@ -16,7 +24,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy import create_engine as sa_create_engine
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import (
     ArgumentError,
     DBAPIError,
@@ -95,7 +103,9 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise UnsupportedDatabase(f"not a database URL: {url!r}") from exc
+    kwargs.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
+        _create_private_file(parsed.database, uri=parsed.query.get("uri") == "true")
         connect_args = dict(kwargs.pop("connect_args", {}))
         connect_args.setdefault("timeout", 60)
         # Keep connections open: each new one costs a connect and four PRAGMAs, and a
@@ -115,11 +125,27 @@ def create_engine(url: str, **kwargs: Any) -> Engine:
         kwargs.setdefault("pool_timeout", CONNECT_TIMEOUT)
         kwargs.setdefault("pool_size", 16)
         kwargs.setdefault("max_overflow", 32)
-        return sa_create_engine(url, **kwargs)
+        engine = sa_create_engine(url, **kwargs)
+        _configure_postgresql(engine)
+        return engine
     raise UnsupportedDatabase(
         f"unsupported database {parsed.get_backend_name()!r}: use sqlite:///PATH or"
         " postgresql+psycopg://USER@HOST/DB"
     )
+
+
+def _create_private_file(database: str | None, *, uri: bool) -> None:
+    """Create a missing SQLite database file empty and 0600 (SQLite reads an empty file as a
+    new database). os.open's mode is filtered by the umask, which can only narrow it."""
+    if not database or database == ":memory:" or uri or database.startswith("file:"):
+        return
+    try:
+        fd = os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    except FileExistsError:
+        return
+    except OSError:
+        return  # e.g. a missing directory: SQLite reports it when it opens the file
+    os.close(fd)
 
 
 def is_unavailable(exc: BaseException) -> bool:
@@ -143,6 +169,19 @@ def is_unique_violation(exc: IntegrityError) -> bool:
         return bool(sqlstate == "23505")
     name = getattr(original, "sqlite_errorname", "")
     return name in ("SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY")
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "handle_error")
+    def _without_detail(context: ExceptionContext) -> None:
+        original = context.original_exception
+        primary = getattr(getattr(original, "diag", None), "message_primary", None)
+        if not primary:
+            return
+        original.args = (primary,)
+        wrapped = context.sqlalchemy_exception
+        if wrapped is not None:  # its text was made from the driver's before this hook
+            wrapped.args = (f"({type(original).__module__}.{type(original).__name__}) {primary}",)
 
 
 def _configure_sqlite(engine: Engine) -> None:

@@ -16,11 +16,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import authority_of, context_of, endpoint
+from ca.api.endpoint import authority_of, context_of, endpoint, read_json, request_info
 from ca.api.lifecycle import bearer_token, peer_certificate
 from ca.api.provisioners import provisioner_json
 from ca.api.responses import json_response
-from ca.api.sign import read_json, request_info
 from ca.authority import admins, policies
 from ca.authority import provisioners as management
 from ca.authority.admin_auth import Caller, authenticate

@@ -15,9 +15,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import authority_of, context_of, endpoint, string_field
+from ca.api.endpoint import (
+    authority_of,
+    context_of,
+    endpoint,
+    read_json,
+    request_info,
+    string_field,
+)
 from ca.api.responses import json_response
-from ca.api.sign import read_json, request_info, sign_response
+from ca.api.sign import sign_response
 from ca.authority import lifecycle
 from ca.errors import AuthError, BadRequest
 from ca.server.peer import client_certificate

@@ -15,18 +15,38 @@ from ca.errors import PayloadTooLarge
 log = structlog.get_logger("ledgerca.http")
 
 REQUEST_ID = b"x-request-id"
+MAX_CLIENT_REQUEST_ID = 128
 
 
 class RequestContext:
     """Per-request facts the handlers add to the access log line."""
 
-    def __init__(self, request_id: str) -> None:
+    def __init__(self, request_id: str, client_request_id: str | None = None) -> None:
         self.request_id = request_id
+        self.client_request_id = client_request_id
         self.fields: dict[str, Any] = {}
 
 
+def client_request_id(value: bytes) -> str | None:
+    """A client's X-Request-Id worth keeping: 1 to 128 printable ASCII characters.
+
+    Anything else is dropped, not refused: a proxy's odd id must not cost a certificate,
+    and the CA's own id identifies the request whatever the client sent.
+    """
+    if not 0 < len(value) <= MAX_CLIENT_REQUEST_ID:
+        return None
+    if not all(0x20 <= byte < 0x7F for byte in value):
+        return None
+    return value.decode("ascii")
+
+
 class RequestIdMiddleware:
-    """Honour a client's X-Request-Id (if sane) or make one; return it; log the request."""
+    """Give every request the CA's own id (returned in X-Request-Id, logged and recorded in
+    events); keep a client's X-Request-Id apart, as `client_request_id`.
+
+    The CA's id is never the client's: a client choosing it could make its request look, in
+    the ledger's actors and the log, like part of another one.
+    """
 
     def __init__(self, app: ASGIApp, *, max_header_bytes: int = 16 * 1024) -> None:
         self.app = app
@@ -42,9 +62,11 @@ class RequestIdMiddleware:
             response.headers["connection"] = "close"
             await response(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID, b"").decode("latin-1")
-        request_id = given if 0 < len(given) <= 128 and given.isprintable() else str(uuid.uuid4())
-        context = RequestContext(request_id)
+        request_id = str(uuid.uuid4())
+        given = client_request_id(dict(scope["headers"]).get(REQUEST_ID, b""))
+        context = RequestContext(request_id, given)
+        if given is not None:
+            context.fields["client_request_id"] = given
         scope.setdefault("state", {})["ledgerca"] = context
         started = time.perf_counter()
         status = 500

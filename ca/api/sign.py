@@ -2,43 +2,14 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import context_of, endpoint
+from ca.api.endpoint import context_of, endpoint, read_json, request_info, string_field
 from ca.api.responses import json_response
-from ca.authority.authority import Authority, Issued, RequestInfo, SignRequest
+from ca.authority.authority import Authority, Issued, SignRequest
 from ca.errors import BadRequest
-
-
-async def read_json(request: Request) -> dict[str, Any]:
-    body = await request.body()
-    try:
-        value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("error decoding json") from None
-    if not isinstance(value, dict):
-        raise BadRequest("error decoding json: expected an object")
-    return value
-
-
-def _text(body: dict[str, Any], name: str) -> str:
-    value = body.get(name) or ""
-    if not isinstance(value, str):
-        raise BadRequest(f"{name} must be a string")
-    return value
-
-
-def request_info(request: Request) -> RequestInfo:
-    client = request.client
-    return RequestInfo(
-        request_id=context_of(request).request_id,
-        remote_address=client.host if client else None,
-    )
 
 
 @endpoint
@@ -48,10 +19,10 @@ async def sign(request: Request) -> Response:
     if not isinstance(template_data, dict):
         raise BadRequest("templateData must be an object")
     sign_request = SignRequest(
-        csr=_text(body, "csr"),
-        ott=_text(body, "ott"),
-        not_before=_text(body, "notBefore"),
-        not_after=_text(body, "notAfter"),
+        csr=string_field(body, "csr"),
+        ott=string_field(body, "ott"),
+        not_before=string_field(body, "notBefore"),
+        not_after=string_field(body, "notAfter"),
         template_data=template_data,
     )
     authority: Authority = request.app.state.authority

@@ -16,11 +16,17 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ca.api.endpoint import authority_of, context_of, endpoint, string_field
+from ca.api.endpoint import (
+    authority_of,
+    context_of,
+    endpoint,
+    read_json,
+    request_info,
+    string_field,
+)
 from ca.api.errors import error_response
 from ca.api.limits import SSH_INVENTORY, SSH_KRL, limited
 from ca.api.responses import json_response
-from ca.api.sign import read_json, request_info
 from ca.authority.authority import Authority
 from ca.authority.lifecycle import RevokeRequest, check_reason_code
 from ca.errors import AuthError, BadRequest

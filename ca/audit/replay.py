@@ -30,8 +30,9 @@ def read_batches(
 
 
 def memory_engine() -> Engine:
-    # One shared connection: an in-memory database lives as long as its connection.
-    return create_engine("sqlite://", poolclass=StaticPool)
+    # One shared connection: an in-memory database lives as long as its connection. Its
+    # rows are the ledger's, so an error names the statement, never the bound values.
+    return create_engine("sqlite://", poolclass=StaticPool, hide_parameters=True)
 
 
 def replay(

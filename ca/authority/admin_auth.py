@@ -56,11 +56,7 @@ def authenticate(
 ) -> Caller:
     snapshot = authority.snapshot()
     now = authority.clock()
-    base = {
-        "request_id": info.request_id,
-        "remote_address": info.remote_address,
-        "instance": authority.instance,
-    }
+    base = {**info.actor(), "instance": authority.instance}
     if peer is not None:
         check_expiry(peer, now)
         serial = str(peer.serial_number)

@@ -85,8 +85,24 @@ class SignRequest:
 
 @dataclass(frozen=True)
 class RequestInfo:
+    """Where a request came from, as its events' actor records it.
+
+    `request_id` is the CA's own id for the request; `client_request_id` is the X-Request-Id
+    the client sent, if any: recorded for correlation, never trusted as the CA's.
+    """
+
     request_id: str
     remote_address: str | None = None
+    client_request_id: str | None = None
+
+    def actor(self) -> dict[str, Any]:
+        """The request's part of an event actor (absent facts are left out)."""
+        actor: dict[str, Any] = {"request_id": self.request_id}
+        if self.client_request_id is not None:
+            actor["client_request_id"] = self.client_request_id
+        if self.remote_address:
+            actor["remote_address"] = self.remote_address
+        return actor
 
 
 @dataclass(frozen=True)
@@ -492,14 +508,12 @@ class Authority:
                 "rekeyed_from": rekeyed_from,
             },
         )
-        actor: dict[str, Any] = {"instance": self.instance, "request_id": info.request_id}
+        actor: dict[str, Any] = {"instance": self.instance, **info.actor()}
         if provisioner is not None:
             actor["provisioner"] = provisioner["name"]
             actor["provisioner_id"] = provisioner["id"]
         if token_id is not None:
             actor["token_id"] = token_id
-        if info.remote_address:
-            actor["remote_address"] = info.remote_address
         actor.update(actor_extra or {})
         return PendingAppend([event], actor, {stream: 0})
 

@@ -430,9 +430,7 @@ def revoke(
     reason_code = check_reason_code(request.reason_code)
     check_reason(request.reason)
     now = authority.clock()
-    actor: dict[str, Any] = {"instance": authority.instance, "request_id": info.request_id}
-    if info.remote_address:
-        actor["remote_address"] = info.remote_address
+    actor: dict[str, Any] = {"instance": authority.instance, **info.actor()}
     provisioner: dict[str, str] | None = None
     token_id: str | None = None
     if request.ott:

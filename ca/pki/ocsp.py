@@ -47,6 +47,9 @@ DEFAULT_VALIDITY = timedelta(hours=1)
 # RFC 8954 §2.1: a nonce longer than 32 octets MUST be refused as malformed.
 MAX_NONCE = 32
 
+# A DER INTEGER of 20 content octets holds a positive value of at most 159 bits.
+MAX_SERIAL_BITS = 159
+
 CERT_ID_HASHES: tuple[hashes.HashAlgorithm, ...] = (
     hashes.SHA1(),  # noqa: S303 - CertID hashing, as every client sends it; not a signature
     hashes.SHA224(),
@@ -156,11 +159,16 @@ def parse_request(der: bytes) -> Request:
         nonce = extensions.get_extension_for_class(x509.OCSPNonce).value.nonce
     if nonce is not None and not 1 <= len(nonce) <= MAX_NONCE:
         raise MalformedRequest(f"nonce of {len(nonce)} octets (1 to {MAX_NONCE} allowed)")
+    serial = loaded.serial_number
+    if not 0 < serial < 1 << MAX_SERIAL_BITS:
+        # RFC 5280 §4.1.2.2: a positive INTEGER of at most 20 octets. No certificate has
+        # another (ours are 128-bit), and a 4,300-digit one cannot even be logged.
+        raise MalformedRequest("the serial number is not a positive integer of at most 20 octets")
     return Request(
         hash_algorithm=algorithm,
         issuer_name_hash=loaded.issuer_name_hash,
         issuer_key_hash=loaded.issuer_key_hash,
-        serial_number=loaded.serial_number,
+        serial_number=serial,
         nonce=nonce,
         count=count,
     )

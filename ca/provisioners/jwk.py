@@ -35,6 +35,7 @@ from joserfc.errors import JoseError
 from ca.errors import AuthError, BadRequest, ConfigError, PolicyError
 from ca.keys.files import MIN_RSA_BITS, PublicKey
 from ca.provisioners.jwk_keys import thumbprint
+from ledger.canonical import MalformedJSON, NotCanonical, canonical_json, parse_untrusted
 
 __all__ = [
     "SAN",
@@ -282,6 +283,12 @@ def authorize_csr(token: VerifiedToken, csr: x509.CertificateSigningRequest) -> 
 
 def _public_key(public_jwk: Mapping[str, Any], name: str) -> PublicKey:
     try:
+        # The key is recorded in the ledger as given: a member without a canonical form
+        # (a float, say, which a JWK never needs) would fail only when it is appended.
+        canonical_json(public_jwk)
+    except NotCanonical as err:
+        raise ConfigError(f"provisioner '{name}' has an invalid JWK: {err}") from None
+    try:
         key = jwk.import_key(dict(public_jwk)).public_key
     except (ValueError, TypeError, KeyError, JoseError) as err:
         raise ConfigError(f"provisioner '{name}' has an invalid JWK: {err}") from err
@@ -313,13 +320,12 @@ def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
 def _json_object(segment: str, what: str) -> dict[str, Any]:
+    """A token part as JSON, read as strictly as a request body (`parse_untrusted`)."""
     try:
-        value = json.loads(_b64url_decode(segment), parse_constant=_refuse_constant)
+        value = parse_untrusted(_b64url_decode(segment))
+    except MalformedJSON as err:
+        raise AuthError(f"malformed token: the {what} is not JSON we accept: {err}") from None
     except (ValueError, binascii.Error) as err:
         raise AuthError(f"malformed token: the {what} is not base64url JSON") from err
     if not isinstance(value, dict):

@@ -186,14 +186,12 @@ def record_issued(
             "rekeyed_from": rekeyed_from,
         },
     )
-    actor: dict[str, Any] = {"instance": authority.instance, "request_id": info.request_id}
+    actor: dict[str, Any] = {"instance": authority.instance, **info.actor()}
     if provisioner:
         actor["provisioner"] = provisioner.get("name")
         actor["provisioner_id"] = provisioner.get("id")
     if token_id is not None:
         actor["token_id"] = token_id
-    if info.remote_address:
-        actor["remote_address"] = info.remote_address
     actor.update(actor_extra or {})
     try:
         (recorded,) = authority.appender.append([event], actor=actor, expected={stream: 0})

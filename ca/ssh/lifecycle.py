@@ -213,7 +213,7 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
             "token_id": token_id,
         },
     )
-    actor = {"instance": authority.instance, "request_id": info.request_id, "token_id": token_id}
+    actor = {"instance": authority.instance, **info.actor(), "token_id": token_id}
     if provisioner:
         actor["provisioner"] = provisioner["name"]
     try:

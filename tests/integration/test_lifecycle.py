@@ -405,7 +405,10 @@ def test_rekey_refusals(ca: CA) -> None:
         assert step_error(http.post("/1.0/rekey", json={"csr": "junk"}), 400).startswith(
             BAD_REQUEST + "invalid csr"
         )
-        assert step_error(http.post("/1.0/rekey", content=b"{"), 400).startswith(BAD_REQUEST)
+        # A body under mTLS alone must declare JSON (issue #13): a typeless one is a 415.
+        json_type = {"Content-Type": "application/json"}
+        malformed = http.post("/1.0/rekey", content=b"{", headers=json_type)
+        assert step_error(malformed, 400).startswith(BAD_REQUEST)
     assert ca.count() == before
 
 

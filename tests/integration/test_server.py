@@ -572,11 +572,18 @@ def test_encrypted_key_of_an_unknown_kid_is_404(client: httpx.Client, prefix: st
 # -- X-Request-Id --------------------------------------------------------------------------
 
 
-def test_request_id_sent_by_the_client_is_returned(client: httpx.Client, server: RunningCA) -> None:
-    request_id = f"test-{uuid.uuid4()}"
-    response = client.get("/health", headers={"X-Request-Id": request_id})
-    assert response.headers["x-request-id"] == request_id
-    assert request_log(server, request_id)["path"] == "/health"
+def test_request_id_sent_by_the_client_is_logged_beside_the_cas_own(
+    client: httpx.Client, server: RunningCA
+) -> None:
+    # Issue #13: the CA's id is its own; the client's is kept as client_request_id.
+    client_id = f"test-{uuid.uuid4()}"
+    response = client.get("/health", headers={"X-Request-Id": client_id})
+    own = response.headers["x-request-id"]
+    assert uuid.UUID(own).version == 4
+    logged = request_log(server, client_id)
+    assert logged["path"] == "/health"
+    assert logged["request_id"] == own
+    assert logged["client_request_id"] == client_id
 
 
 def test_request_id_is_generated_when_absent(client: httpx.Client) -> None:
@@ -731,7 +738,11 @@ def test_one_json_log_line_per_request_and_no_secrets(
     output = running.output()
     assert running.process.returncode == 0, output
 
-    records = {r["request_id"]: r for r in log_records(running) if r.get("event") == "request"}
+    records = {
+        r["client_request_id"]: r
+        for r in log_records(running)
+        if r.get("event") == "request" and "client_request_id" in r
+    }
     for request_id, path, status in (
         ("log-health", "/health", 200),
         ("log-sign", "/1.0/sign", 201),

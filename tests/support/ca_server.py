@@ -270,11 +270,15 @@ def log_records(running: RunningCA) -> list[dict[str, Any]]:
 
 
 def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
-    """The access-log record of one request (written just after its response is sent)."""
+    """The access-log record of one request (written just after its response is sent), by
+    the CA's request id or by the X-Request-Id the client sent (its `client_request_id`)."""
     deadline = time.monotonic() + timeout
     while True:
         for record in log_records(running):
-            if record.get("event") == "request" and record.get("request_id") == request_id:
+            if record.get("event") == "request" and request_id in (
+                record.get("request_id"),
+                record.get("client_request_id"),
+            ):
                 return record
         if time.monotonic() > deadline:
             raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
