@@ -106,7 +106,12 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.limit:
+        if (
+            declared is not None
+            and declared.isascii()
+            and declared.isdigit()
+            and int(declared) > self.limit
+        ):
             response = error_response(413, f"request body larger than {self.limit} bytes")
             # The body stays unread, so this connection cannot carry another request.
             response.headers["connection"] = "close"

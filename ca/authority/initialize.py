@@ -107,7 +107,7 @@ def validate(options: InitOptions) -> None:
     if not options.dns_names or not all(n.strip() for n in options.dns_names):
         raise ConfigError("--dns needs at least one DNS name or IP address")
     _host, sep, port = options.address.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
         raise ConfigError(f"--address {options.address!r} is not HOST:PORT")
     key_type(options.key_type)
     imported = (options.root_cert, options.intermediate_cert, options.intermediate_key)

@@ -85,7 +85,11 @@ def parse_serial(text: str) -> int:
 def parse_reason(text: str) -> int:
     """A reason code 0-10 (not 7), or its RFC 5280 / OpenSSL name (keyCompromise, …)."""
     cleaned = text.strip()
-    code = int(cleaned) if cleaned.isdigit() else REASON_CODES.get(cleaned.lower(), -1)
+    code = (
+        int(cleaned)
+        if cleaned.isascii() and cleaned.isdigit()
+        else REASON_CODES.get(cleaned.lower(), -1)
+    )
     if code not in REASON_CODES.values():
         names = ", ".join(f"{v} {k}" for k, v in REASON_CODES.items())
         raise ConfigError(f"reason {text!r} is not an RFC 5280 reason code ({names})")

@@ -59,7 +59,7 @@ class ServeSettings:
 
 def normalise_address(address: str) -> str:
     host, sep, port = address.rpartition(":")
-    if not sep or not port.isdigit():
+    if not sep or not (port.isascii() and port.isdigit()):
         raise ConfigError(f"listen address {address!r} is not HOST:PORT")
     return f"{host or '0.0.0.0'}:{port}"  # noqa: S104 - ":9443" means every interface, as in step-ca
 
