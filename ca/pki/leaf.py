@@ -7,16 +7,18 @@ clock or the database.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import idna
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from ca.errors import PolicyError, SignerError
+from ca.errors import BadRequest, PolicyError, SignerError
 from ca.keys.files import PrivateKey, PublicKey
 from ca.pki.leaf_rules import LeafRules, refuse_authority_powers
 
@@ -74,12 +76,44 @@ def subject_name(subject: Any) -> x509.Name:
     return x509.Name(attributes)
 
 
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def check_dns_name(name: str) -> str:
+    """A DNS SAN as RFC 5280 and RFC 1123 allow it, or BadRequest: LDH labels of 1-63
+    characters (no leading or trailing hyphen), at most 253 in all, a leftmost `*` label for
+    a wildcard, and IDNs only as A-labels (`xn--…`) that decode. Applied to every leaf's
+    DNS names whether or not a name policy is set: a NUL, a space or a U-label in a SAN is
+    read differently by different relying parties (and a U-label cannot be encoded at all).
+    """
+    shown = repr(name[:80])
+    if not name.isascii():
+        try:
+            suggestion = idna.encode(name, uts46=True).decode()
+        except idna.IDNAError:
+            suggestion = ""
+        hint = f": write it as the A-label {suggestion!r}" if suggestion else ""
+        raise BadRequest(f"the DNS name {shown} is not ASCII{hint}")
+    labels = name.split(".")
+    if labels[0] == "*" and len(labels) > 1:
+        labels = labels[1:]
+    if len(name) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise BadRequest(f"{shown} is not a valid DNS name (letters, digits and hyphens only)")
+    for label in labels:
+        if label[:4].lower() == "xn--":
+            try:
+                idna.decode(label)
+            except (idna.IDNAError, UnicodeError):
+                raise BadRequest(f"{shown} holds an invalid IDN label {label!r}") from None
+    return name
+
+
 def general_names(sans: Iterable[Any]) -> list[x509.GeneralName]:
     names: list[x509.GeneralName] = []
     for san in sans:
         kind, value = san.type, san.value
         if kind == "dns":
-            names.append(x509.DNSName(value))
+            names.append(x509.DNSName(check_dns_name(value)))
         elif kind == "ip":
             names.append(x509.IPAddress(ipaddress.ip_address(value)))
         elif kind == "email":
