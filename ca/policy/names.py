@@ -84,6 +84,9 @@ _LABELS: dict[NameType, str] = {
 }
 _LABEL = re.compile(r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?")
 _LOCAL_PART = re.compile(r"[!-~]+")  # printable ASCII, no space
+MAX_ENTRIES = 1000
+"""Entries per list of one policy: far more than any hand-written policy, and a bound on the
+work one issuance costs (each SAN is matched against every entry)."""
 
 
 # -- validating names and entries ---------------------------------------------------------
@@ -198,6 +201,10 @@ class NameRules:
             entries = getattr(self, kind)
             if isinstance(entries, str):
                 raise BadRequest(f"{kind} entries must be a list of strings")
+            if len(entries) > MAX_ENTRIES:
+                raise BadRequest(
+                    f"{len(entries)} {kind} entries: at most {MAX_ENTRIES} are allowed"
+                )
             normalised: list[str] = []
             for entry in entries:
                 if not isinstance(entry, str) or not entry.strip():
@@ -331,6 +338,25 @@ def _email_matches(mailbox: tuple[str, str], entry: str) -> bool:
     return domain == entry_domain
 
 
+def _email_denied(mailbox: tuple[str, str], entry: str) -> bool:
+    """Deny entries match every spelling a mail server may deliver to the same mailbox:
+    RFC 5321 makes the local part case-sensitive, but most servers fold case, and a quoted
+    local part (`"admin"`, `"ad\\min"`) that needs no quoting names the unquoted mailbox.
+    Allow entries stay exact (`_email_matches`), so this never widens what is allowed."""
+    local, domain = mailbox
+    entry_local, at, entry_domain = entry.rpartition("@")
+    if at and entry_local:
+        return _mailbox(local) == _mailbox(entry_local) and domain == entry_domain
+    return domain == entry_domain
+
+
+def _mailbox(local: str) -> str:
+    """A local part with RFC 5321 quoting removed and its case folded, for comparison only."""
+    if len(local) >= 2 and local[0] == local[-1] == '"':
+        local = re.sub(r"\\(.)", r"\1", local[1:-1])
+    return local.casefold()
+
+
 def _ip_spellings(address: IPAddress) -> tuple[IPAddress, ...]:
     """An IPv4 address and its IPv4-mapped IPv6 form name the same host: match either."""
     if isinstance(address, ipaddress.IPv4Address):
@@ -385,7 +411,7 @@ def _parse(kind: NameType, name: str | IPAddress) -> _Parsed | str:
         if not local or not _LOCAL_PART.fullmatch(local):
             return "it is not an email address"
         problem = _hostname_problem(domain.lower())
-        return problem or _Parsed((local, domain.lower()), _email_matches, _email_matches)
+        return problem or _Parsed((local, domain.lower()), _email_matches, _email_denied)
     if kind == "uri":
         try:
             uri_host = urlsplit(name).hostname

@@ -238,9 +238,17 @@ def verify_token(
     )
 
 
+MAX_SANS = 500
+"""SANs a token may grant (and so a certificate carry): generous for any service, and a
+bound on the name-policy work one request can ask for (SANs times policy entries)."""
+
+
 def split_sans(sans: Iterable[str]) -> list[SAN]:
     """Type each name as step does (`x509util.SplitSANs`): ip, uri, email, else dns."""
-    return [_split_san(san) for san in sans]
+    names = list(sans)
+    if len(names) > MAX_SANS:
+        raise BadRequest(f"{len(names)} SANs requested: at most {MAX_SANS} are allowed")
+    return [_split_san(san) for san in names]
 
 
 def authorize_csr(token: VerifiedToken, csr: x509.CertificateSigningRequest) -> list[SAN]:
