@@ -41,7 +41,7 @@ def provisioner_json(record: ProvisionerRecord) -> dict[str, Any]:
 def page(
     records: tuple[ProvisionerRecord, ...], cursor: str, limit: int | None
 ) -> tuple[list[dict[str, Any]], str]:
-    if not limit:
+    if limit is None or limit <= 0:
         limit = DEFAULT_LIMIT
     limit = min(limit, MAX_LIMIT)
     start = cursor.lower().rjust(40, "0") if cursor else ""
@@ -57,7 +57,7 @@ async def provisioners(request: Request) -> Response:
     items, next_cursor = page(
         authority_of(request).snapshot().provisioners,
         request.query_params.get("cursor", ""),
-        query_int(request, "limit"),
+        query_int(request, "limit", signed=True),
     )
     return json_response({"provisioners": items, "nextCursor": next_cursor})
 

@@ -10,8 +10,9 @@ MAX_DIGITS = 18
 """Enough for any position or page size (10**18 events would be a very old ledger)."""
 
 
-def query_int(request: Request, name: str) -> int | None:
-    """`?name=N` as an int (None when absent or empty); 400 for anything but 1-18 ASCII digits.
+def query_int(request: Request, name: str, *, signed: bool = False) -> int | None:
+    """`?name=N` as an int (None when absent or empty); 400 for anything but 1-18 ASCII digits
+    (after one leading `-` when `signed`: step-ca reads `limit=-3` as "the default").
 
     `str.isdigit` and `int` also accept other scripts' digits ("٣", "³") and padding; those
     are refused here rather than reaching a 500 or a surprising number.
@@ -19,6 +20,8 @@ def query_int(request: Request, name: str) -> int | None:
     text = request.query_params.get(name)
     if text is None or text == "":
         return None
-    if not (text.isascii() and text.isdigit()) or len(text) > MAX_DIGITS:
-        raise BadRequest(f"{name} must be a non-negative integer of at most {MAX_DIGITS} digits")
+    digits = text[1:] if signed and text.startswith("-") else text
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > MAX_DIGITS:
+        kind = "an integer" if signed else "a non-negative integer"
+        raise BadRequest(f"{name} must be {kind} of at most {MAX_DIGITS} digits")
     return int(text)

@@ -25,6 +25,7 @@ from ca.authority.initialize import actor
 from ca.authority.state import load_snapshot
 from ca.cli import cli
 from ca.cli.ledger import progress_bar
+from ca.cli.output import say
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import PublicKey, write_public_file
@@ -259,7 +260,7 @@ def check_proof(proof_file: Path, checkpoint_file: Path, ledger_pubkey: Path) ->
         if checked.type is not None
         else f"(hash {proof['hash'][:16]}…, without its record)"
     )
-    click.echo(
+    say(
         f"proof verified: position {checked.position} {what} is in"
         f" the tree of {checked.tree_size} events with root {checked.root_hash}"
     )
