@@ -9,14 +9,16 @@ fails, the signed certificate is dropped here and the caller gets the error.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import dataclasses
 import os
 import socket
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import structlog
 from cryptography import x509
@@ -59,6 +61,7 @@ from ledger import catalogue as ev
 from projections.used_tokens import TokenAlreadyUsed
 
 log = structlog.get_logger("ledgerca.authority")
+T = TypeVar("T")
 
 GO_CIPHER_NAMES = {
     "ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
@@ -219,10 +222,17 @@ class Authority:
             raise ConfigError("tls_cert_lifetime must be at least 10s")
         self._keys: dict[str, PrivateKey] = {}
         self._keys_lock = threading.Lock()
+        # Issuance's CPU work (token, policy, template, signature) runs here, never on the
+        # event loop, and in a pool of its own: a burst of heavy requests queues for these
+        # threads without taking the ones that reads (CRL, OCSP, roots) run on.
+        self._preparers = ThreadPoolExecutor(
+            max_workers=max(2, os.cpu_count() or 2), thread_name_prefix="ledgerca-prepare"
+        )
         # Load the signing key now: a wrong password stops `serve` before it binds.
         self.signing_key(self.snapshot().intermediate)
 
     def close(self) -> None:
+        self._preparers.shutdown(wait=True, cancel_futures=True)
         self.appender.close()
         self.runtime.close()
 
@@ -296,8 +306,9 @@ class Authority:
         return prepared.issued(self._commit(prepared.append))
 
     async def sign_async(self, request: SignRequest, info: RequestInfo) -> Issued:
-        """`sign` for an event loop: the CPU work runs here, the commit is awaited (no
-        request thread is held while the group committer writes).
+        """`sign` for an event loop: the CPU work runs in the preparers' pool, the commit
+        is awaited (no thread is held while the group committer writes), and the loop
+        stays free for every other request meanwhile.
 
         It decides from the cached snapshot without asking the database first, and makes
         that safe at both ends: the append carries the snapshot's state position as a
@@ -309,9 +320,9 @@ class Authority:
         snapshot, position = self.state.cached()
         for _ in range(3):
             try:
-                prepared = self.prepare_sign(request, info, snapshot)
+                prepared = await self._off_loop(self.prepare_sign, request, info, snapshot)
             except CAError:
-                fresh = self._fresh_state()
+                fresh = await self._off_loop(self._fresh_state)
                 if fresh[1] == position:
                     raise
                 snapshot, position = fresh
@@ -327,10 +338,15 @@ class Authority:
             except TokenAlreadyUsed:
                 raise AuthError("token already used") from None
             except ChangedSince:
-                snapshot, position = self._fresh_state()
+                snapshot, position = await self._off_loop(self._fresh_state)
                 continue
             return prepared.issued(recorded.position)
         raise Unavailable("the authority's configuration kept changing during the request")
+
+    async def _off_loop(self, work: Callable[..., T], *args: Any) -> T:
+        context = contextvars.copy_context()  # the request's log context goes along
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._preparers, context.run, work, *args)
 
     def _fresh_state(self) -> tuple[Snapshot, int]:
         try:

@@ -13,10 +13,10 @@ construction rather than by author discipline:
   parse, so no value can ever be read as anything but one whole JSON value;
 * rendering runs in Jinja's immutable sandbox (no attribute escapes such as
   `''.__class__`, no mutation of the data), with no loader (no include, import or
-  extends), undefined names are errors, and template and output sizes are bounded.
-
-Templates themselves are operator configuration: the bounds stop a value from blowing
-up the output, not a hostile template author from spinning the CPU.
+  extends), undefined names are errors, and template and output sizes are bounded;
+* each rendering has a budget (`ca.templates.sandbox`): loop steps, CPU time and the
+  size of every value it builds, so neither requester data nor a careless or hostile
+  template can hold a thread for long or fill memory.
 
 `render_json` is format-agnostic; `ca.templates.x509` gives the result its meaning.
 """
@@ -30,9 +30,9 @@ from collections.abc import Mapping
 from typing import Any, NoReturn
 
 import jinja2
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from ca.errors import BadRequest
+from ca.templates.sandbox import BoundedEnvironment, Budget, current, spending
 
 __all__ = ["MAX_OUTPUT_BYTES", "MAX_TEMPLATE_BYTES", "TemplateFail", "render_json"]
 
@@ -46,16 +46,18 @@ class TemplateFail(BadRequest):
     """Raised by `fail(message)` in a template: the message is returned to the client."""
 
 
-def render_json(template: str, data: Mapping[str, Any]) -> Any:
+def render_json(template: str, data: Mapping[str, Any], budget: Budget | None = None) -> Any:
     """Render `template` with `data` and return the decoded JSON document.
 
     Every failure is a BadRequest whose message starts with "template:", except
-    `fail(message)`, whose message is passed through as the author wrote it.
+    `fail(message)`, whose message is passed through as the author wrote it. The
+    rendering spends at most `budget` (by default the standard one).
     """
     if len(template.encode("utf-8")) > MAX_TEMPLATE_BYTES:
         raise BadRequest(f"template: larger than {MAX_TEMPLATE_BYTES // 1024} KiB")
     compiled = _compile(template)
-    output = _render(compiled, data)
+    with spending(budget or Budget()):
+        output = _render(compiled, data)
     return _decode(output)
 
 
@@ -84,6 +86,8 @@ def _render(compiled: jinja2.Template, data: Mapping[str, Any]) -> str:
         raise BadRequest(f"template: {_where(err)}{err.message or type(err).__name__}") from None
     except (TypeError, ValueError, ArithmeticError, LookupError, RecursionError) as err:
         raise BadRequest(f"template: {_where(err)}{err}") from None
+    except MemoryError:
+        raise BadRequest("template: ran out of memory") from None
     return "".join(chunks)
 
 
@@ -101,6 +105,7 @@ def _decode(output: str) -> Any:
 
 
 def _finalize(value: Any) -> str:
+    current().charge()
     if isinstance(value, jinja2.Undefined):
         str(value)  # StrictUndefined raises UndefinedError naming the missing variable
     try:
@@ -139,8 +144,8 @@ def _where(err: BaseException) -> str:
     return f"line {lines[-1]}: " if lines else ""
 
 
-def _make_environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(
+def _make_environment() -> BoundedEnvironment:
+    env = BoundedEnvironment(
         autoescape=False,
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
