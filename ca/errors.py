@@ -70,6 +70,10 @@ class Unavailable(CAError):
     status = 503
 
 
+class Busy(Unavailable):
+    """An endpoint is at its concurrency bound: nothing was done, retry shortly."""
+
+
 def status_for(exc: BaseException) -> int:
     if isinstance(exc, CAError):
         return exc.status

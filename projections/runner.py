@@ -103,7 +103,10 @@ class Projections:
                 return applied
 
     def catch_up_followers(self, store: EventStore) -> int:
-        return sum(self.catch_up(store, follower) for follower in self.followers)
+        """Catch up every follower behind the head (one read when none is: a serving
+        process calls this often, and a write transaction per call would be wasted)."""
+        behind = {s.name for s in self.status(store) if s.mode is Mode.FOLLOWER and s.lag > 0}
+        return sum(self.catch_up(store, f) for f in self.followers if f.name in behind)
 
     # -- rebuild and status ----------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from http import HTTPStatus
 
 from ca.api.responses import GoJSONResponse, json_response
-from ca.errors import AuthError, BadRequest, CAError, PolicyError, status_for
+from ca.errors import AuthError, BadRequest, Busy, CAError, PolicyError, status_for
 
 UNAUTHORIZED = (
     "The request lacked necessary authorization to be completed. "
@@ -42,6 +42,8 @@ def public_message(exc: BaseException, status: int) -> str:
         return f"The request was forbidden by the certificate authority: {exc.message}."
     if isinstance(exc, AuthError):
         return UNAUTHORIZED
+    if isinstance(exc, Busy):
+        return f"The certificate authority is busy: {exc.message}. Please retry shortly."
     if isinstance(exc, CAError) and status not in (401, 404, 500, 501, 503):
         return exc.message
     return message_for_status(status)

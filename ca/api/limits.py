@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from starlette.requests import Request
 from starlette.responses import Response
 
-from ca.errors import Unavailable
+from ca.errors import Busy
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -27,7 +27,7 @@ class Limit:
 
     def __enter__(self) -> Limit:
         if self.active >= self.size:
-            raise Unavailable(f"{self.name}: {self.size} requests already in progress")
+            raise Busy(f"{self.name}: {self.size} requests already in progress")
         self.active += 1
         return self
 

@@ -10,11 +10,10 @@ again, exactly like the CRL publisher. Holding the lock makes `tree_size` = posi
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from sqlalchemy import func, select
@@ -32,12 +31,7 @@ from ledger import ConcurrencyConflict, EventStore, NewEvent, format_time, parse
 from ledger import catalogue as ev
 from ledger.schema import events
 
-if TYPE_CHECKING:
-    from ca.authority.authority import Authority
-
 log = structlog.get_logger("ledgerca.checkpoint")
-
-MAX_BACKOFF = 60.0
 
 
 def utcnow() -> datetime:
@@ -169,29 +163,3 @@ class Checkpointer:
             number,
             recorded.position,
         )
-
-    async def run(self) -> None:
-        """Check every `poll_interval`, forever; failures are logged and retried, slower."""
-        failures = 0
-        poll = self.settings.poll_seconds
-        while True:
-            try:
-                await asyncio.to_thread(self.check)
-                failures = 0
-            except Exception as exc:  # keep the worker serving; checkpoints are retried
-                failures += 1
-                log.error("checkpoint failed", error=str(exc), failures=failures)
-            delay = poll if failures == 0 else min(MAX_BACKOFF, poll * 2**failures)
-            await asyncio.sleep(delay)
-
-
-def checkpointer_for(authority: Authority) -> Checkpointer:
-    """The checkpointer of one serving process, on its authority's password and store."""
-    return Checkpointer(
-        store=authority.store,
-        home=authority.runtime.home,
-        password=authority.password,
-        settings=authority.runtime.config.checkpoint,
-        actor={"instance": authority.instance, "publisher": "checkpoint"},
-        clock=authority.clock,
-    )

@@ -15,13 +15,11 @@ recovery: the state is whatever the ledger says.
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 import structlog
 from cryptography.hazmat.primitives import serialization
@@ -37,20 +35,14 @@ from ca.crl.records import (
     newest_revocation,
     revocation_state,
 )
-from ca.crl.urls import idp_url
 from ca.errors import SignerError
 from ca.keys.files import PrivateKey
 from ledger import ConcurrencyConflict, NewEvent, RecordedEvent, format_time
 from ledger import catalogue as ev
 
-if TYPE_CHECKING:
-    from ca.authority.authority import Authority
-
-__all__ = ["CRLPublisher", "due", "publisher_for"]
+__all__ = ["CRLPublisher", "due"]
 
 log = structlog.get_logger("ledgerca.crl")
-
-MAX_BACKOFF = 60.0
 
 
 class Appender(Protocol):
@@ -196,40 +188,3 @@ class CRLPublisher:
             position=recorded.position,
         )
         return recorded
-
-    # -- the loop ------------------------------------------------------------------------
-
-    async def run(self, wake: asyncio.Event | None = None) -> None:
-        """Check every `poll_interval`, forever, and at once whenever `wake` is set (the
-        ledger head moved: PostgreSQL NOTIFY); failures are logged and retried, slower."""
-        failures = 0
-        poll = self.settings.poll_seconds
-        while True:
-            try:
-                await asyncio.to_thread(self.check)
-                failures = 0
-            except Exception as exc:  # keep the worker serving; the CRL is retried
-                failures += 1
-                log.error("crl publication failed", error=str(exc), failures=failures)
-            delay = poll if failures == 0 else min(MAX_BACKOFF, poll * 2**failures)
-            if wake is None:
-                await asyncio.sleep(delay)
-                continue
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(wake.wait(), delay)
-            wake.clear()
-
-
-def publisher_for(authority: Authority) -> CRLPublisher:
-    """The publisher of one serving process, on its authority's keys and commit path."""
-    config = authority.runtime.config
-    return CRLPublisher(
-        engine=authority.runtime.engine,
-        appender=authority.appender,
-        active_issuer=lambda: authority.snapshot().intermediate,
-        signing_key=authority.signing_key,
-        settings=config.crl,
-        idp_url=idp_url(config),
-        actor={"instance": authority.instance, "publisher": "crl"},
-        clock=authority.clock,
-    )

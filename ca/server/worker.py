@@ -1,5 +1,5 @@
 """One serving process: an Authority, the Starlette app, Hypercorn on the shared sockets,
-and its background tasks (server certificate renewal, CRL publication)."""
+and its background jobs (`ca.server.wiring`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import ssl
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import partial
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
@@ -25,17 +25,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from ca.api import crl as crl_api
 from ca.api.app import create_app
 from ca.api.errors import error_response
-from ca.audit.checkpointer import checkpointer_for
 from ca.authority.authority import Authority
 from ca.config import CAConfig, load_config, log_level
-from ca.crl.publisher import publisher_for
 from ca.errors import CAError, ConfigError
 from ca.home import Home
 from ca.logs import configure_logging
 from ca.runtime import open_runtime
 from ca.server import hypercorn_patches
+from ca.server.background import periodic
 from ca.server.certificate import ServerCertificate
 from ca.server.tls import apply_protocol_settings, server_context
+from ca.server.wiring import background_jobs
 from ledger.listener import HeadListener
 
 log = structlog.get_logger("ledgerca.server")
@@ -111,47 +111,6 @@ def hypercorn_config(
     hc.ssl_handshake_timeout = 10
     hc.graceful_timeout = 10
     return hc
-
-
-async def _renew_loop(server_cert: ServerCertificate, hc: LedgerCAHypercornConfig) -> None:
-    """Renew (or pick up a sibling's renewal of) the server certificate, forever."""
-    loaded = server_cert.current()
-    while True:
-        now = datetime.now(UTC)
-        current = server_cert.current()
-        wait = 30.0
-        if current is not None:
-            wait = max(1.0, min(60.0, (server_cert.renew_at(current) - now).total_seconds()))
-        await asyncio.sleep(wait)
-        try:
-            await asyncio.to_thread(server_cert.ensure)
-            current = server_cert.current()
-            if current is not None and current != loaded and hc.live_context is not None:
-                server_cert.load_into(hc.live_context)
-                loaded = current
-                log.info("server certificate loaded", serial=str(current.serial_number))
-        except Exception as exc:  # keep serving on the old certificate and try again
-            log.error("server certificate renewal failed", error=str(exc))
-
-
-async def _client_ca_loop(authority: Authority, hc: LedgerCAHypercornConfig) -> None:
-    """Trust client certificates from intermediates activated after start (a rotation).
-
-    The supervisor writes `certs/client_cas.pem` once; an intermediate activated later is
-    added to the live context here, so its certificates can renew over mTLS within seconds.
-    """
-    trusted = {k.key_id for k in authority.snapshot().intermediates}
-    while True:
-        await asyncio.sleep(5)
-        try:
-            snapshot = await asyncio.to_thread(authority.snapshot)
-            for key in snapshot.intermediates:
-                if key.key_id not in trusted and key.certificate_pem and hc.live_context:
-                    hc.live_context.load_verify_locations(cadata=key.certificate_pem)
-                    trusted.add(key.key_id)
-                    log.info("client certificates of a new intermediate trusted", key_id=key.key_id)
-        except Exception as exc:
-            log.error("refreshing client CAs failed", error=str(exc))
 
 
 def reload_local_config(
@@ -231,7 +190,8 @@ def run_worker(
         authority.server_cert_lifetime,
     )
     hc = hypercorn_config(settings, config, server_cert)
-    # PostgreSQL: wake the followers as soon as any instance appends (LISTEN/NOTIFY).
+    # PostgreSQL: wake the jobs that follow the ledger as soon as any instance appends
+    # (LISTEN/NOTIFY).
     listener = HeadListener(authority.runtime.engine)
     # The loop keeps only weak references to tasks: hold them here for the worker's life.
     tasks: set[asyncio.Task[None]] = set()
@@ -240,21 +200,23 @@ def run_worker(
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, reload_local_config, settings, hc, server_cert)
         log.info("worker ready", pid=os.getpid())
-        tasks.add(loop.create_task(_renew_loop(server_cert, hc)))
-        tasks.add(loop.create_task(_client_ca_loop(authority, hc)))
-        if config.crl.enabled:
-            head_moved = asyncio.Event()
+
+        def head_moved() -> asyncio.Event:
+            event = asyncio.Event()
 
             def wake(_position: int) -> None:
-                loop.call_soon_threadsafe(head_moved.set)
+                loop.call_soon_threadsafe(event.set)
 
             listener.subscribe(wake)
-            listener.start()
-            tasks.add(loop.create_task(publisher_for(authority).run(head_moved)))
-            if hc.insecure_bind:
-                log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
-        if config.checkpoint.enabled:
-            tasks.add(loop.create_task(checkpointer_for(authority).run()))
+            return event
+
+        jobs = background_jobs(
+            authority, server_cert, lambda: hc.live_context, head_moved=head_moved
+        )
+        tasks.update(loop.create_task(periodic(job)) for job in jobs)
+        listener.start()
+        if config.crl.enabled and hc.insecure_bind:
+            log.info("serving the CRL over plain HTTP", address=hc.insecure_bind[0])
 
     app = PlainHTTPOnlyCRL(
         create_app(authority, body_limit=settings.body_limit, on_startup=[on_startup])

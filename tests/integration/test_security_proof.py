@@ -8,11 +8,15 @@ parameters are 400s that write nothing; the concurrency bound answers 503 rather
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Iterator
 from typing import Any
 
+import httpx
 import pytest
 from support.ca_server import (
+    PASSWORD,
     CAHome,
     RunningCA,
     event_count,
@@ -24,8 +28,11 @@ from support.ca_server import (
     start_ca,
 )
 
-from ca.api.limits import Limit
-from ca.errors import Unavailable
+from ca.api import limits
+from ca.api.app import create_app
+from ca.authority.authority import Authority
+from ca.home import Home
+from ca.runtime import open_runtime
 from ledger import EventStore, create_engine
 from ledger import catalogue as ev
 
@@ -130,10 +137,28 @@ def test_bad_proof_parameters_are_400s_that_write_nothing(
     assert event_count(ca) == before
 
 
-def test_an_endpoint_at_its_bound_refuses_at_once_with_503() -> None:
-    limit = Limit("proofs", 2)
-    with limit, limit, pytest.raises(Unavailable):
-        limit.__enter__()
-        assert limit.active == 2
-    with limit:  # the slots came back
-        assert limit.active == 1
+def test_proofs_at_their_bound_are_refused_at_once_with_503(
+    served: tuple[CAHome, RunningCA],
+) -> None:
+    """Through the application in-process, with every proof slot of this process taken."""
+    ca, _running = served
+    authority = Authority(open_runtime(Home(ca.home)), PASSWORD)
+    app = create_app(authority)
+
+    async def proof() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="https://ca.test") as client:
+            return await client.get("/ledger/proof", params={"position": "1"})
+
+    try:
+        with contextlib.ExitStack() as held:
+            for _ in range(limits.PROOFS.size):
+                held.enter_context(limits.PROOFS)
+            refused = asyncio.run(proof())
+        answered = asyncio.run(proof())  # the slots came back
+    finally:
+        authority.close()
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"].isdigit()
+    assert "ledger proofs: 4 requests already in progress" in refused.json()["message"]
+    assert answered.status_code == 200, answered.text
