@@ -7,11 +7,15 @@ where its key files are, TLS settings, and how it publishes and serves CRLs.
 
 from __future__ import annotations
 
+import difflib
+import functools
 import tomllib
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from urllib.parse import urlsplit
 
 import tomli_w
@@ -53,17 +57,17 @@ class CRLSettings:
     poll_interval: str = "1s"
     """How often each worker checks whether a CRL is due (one indexed read)."""
 
-    @property
+    @functools.cached_property
     def cache(self) -> timedelta:
         return _duration(self.cache_duration, "crl.cache_duration")
 
-    @property
+    @functools.cached_property
     def renew(self) -> timedelta:
         if not self.renew_period:
             return self.cache * 2 / 3
         return _duration(self.renew_period, "crl.renew_period")
 
-    @property
+    @functools.cached_property
     def poll_seconds(self) -> float:
         return _duration(self.poll_interval, "crl.poll_interval").total_seconds()
 
@@ -97,11 +101,11 @@ class CheckpointSettings:
     """...or once this long passed since the last one and anything was appended."""
     poll_interval: str = "1s"
 
-    @property
+    @functools.cached_property
     def interval_delta(self) -> timedelta:
         return _duration(self.interval, "checkpoint.interval")
 
-    @property
+    @functools.cached_property
     def poll_seconds(self) -> float:
         return _duration(self.poll_interval, "checkpoint.poll_interval").total_seconds()
 
@@ -156,6 +160,9 @@ class CAConfig:
 
 
 def load_config(home: Home) -> CAConfig:
+    """Read `config/ca.toml` field by field: an unknown key, a value of the wrong type or
+    one that cannot work is a ConfigError with one line per problem, each naming the file
+    and the key."""
     path = home.config_file
     try:
         raw = tomllib.loads(path.read_text())
@@ -165,37 +172,154 @@ def load_config(home: Home) -> CAConfig:
         ) from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise ConfigError(f"cannot read {path}: {exc}") from exc
-    try:
-        tls = TLSSettings(
-            **{
-                **raw.get("tls", {}),
-                "cipher_suites": tuple(raw.get("tls", {}).get("cipher_suites", DEFAULT_CIPHERS)),
-            }
-        )
-        crl = CRLSettings(**raw.get("crl", {}))
-        checkpoint = CheckpointSettings(**raw.get("checkpoint", {}))
-        pkcs11 = PKCS11Settings(**raw["pkcs11"]) if "pkcs11" in raw else None
-        config = CAConfig(
-            **{
-                **raw,
-                "dns_names": tuple(raw["dns_names"]),
-                "tls": tls,
-                "crl": crl,
-                "checkpoint": checkpoint,
-                "pkcs11": pkcs11,
-            }
-        )
-    except (TypeError, KeyError) as exc:
-        raise ConfigError(f"{path} is not a valid ledgerca config: {exc}") from exc
-    try:
-        log_level(config.log_level)
-        crl.check()
-        checkpoint.check()
-        _check_url(config.crl_url, "crl_url", ("http", "https", "ldap"))
-        _check_url(config.ocsp_url, "ocsp_url", ("http", "https"))
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc.message}") from None
+    problems: list[str] = []
+    config = _read(CAConfig, raw, "", problems)
+    if config is not None:
+        problems.extend(_semantic_problems(config))
+    if problems:
+        raise ConfigError("\n".join(f"{path}: {problem}" for problem in problems))
+    assert isinstance(config, CAConfig)
     return config
+
+
+T = TypeVar("T")
+
+
+def _read(cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[str]) -> T | None:
+    """One dataclass from one TOML table, checking each key's type (`problems` collects what
+    is wrong; None if anything is)."""
+    hints = get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    found = len(problems)
+    for key in table:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {prefix}{close[0]}?)" if close else ""
+            problems.append(f"unknown key {prefix}{key}{hint}")
+    values: dict[str, Any] = {}
+    for name, spec in known.items():
+        key = f"{prefix}{name}"
+        if name not in table:
+            if spec.default is MISSING and spec.default_factory is MISSING:
+                problems.append(f"{key} is missing")
+            continue
+        value = table[name]
+        expected = hints[name]
+        nested = _dataclass_in(expected)
+        if nested is not None:
+            if not isinstance(value, dict):
+                problems.append(f"{key} must be a table ([{key}])")
+                continue
+            values[name] = _read(nested, value, f"{key}.", problems)
+            continue
+        checked = _typed(value, expected)
+        if checked is _WRONG:
+            problems.append(f"{key} must be {_describe(expected)}, not {_show(value)}")
+            continue
+        values[name] = checked
+    if len(problems) > found:
+        return None
+    return cls(**values)
+
+
+_WRONG = object()
+
+
+def _dataclass_in(expected: Any) -> type | None:
+    options = get_args(expected) if get_origin(expected) in (Union, UnionType) else (expected,)
+    for option in options:
+        if isinstance(option, type) and is_dataclass(option):
+            return option
+    return None
+
+
+def _typed(value: Any, expected: Any) -> Any:
+    """`value` as the field's type wants it (TOML arrays become tuples), or _WRONG."""
+    if get_origin(expected) in (Union, UnionType):
+        for option in get_args(expected):
+            if option is type(None):
+                continue
+            checked = _typed(value, option)
+            if checked is not _WRONG:
+                return checked
+        return _WRONG
+    if get_origin(expected) is tuple:
+        (item, _ellipsis) = get_args(expected)
+        if not isinstance(value, list):
+            return _WRONG
+        items = [_typed(v, item) for v in value]
+        return _WRONG if any(i is _WRONG for i in items) else tuple(items)
+    if expected is bool:
+        return value if isinstance(value, bool) else _WRONG
+    if expected is int:
+        return value if isinstance(value, int) and not isinstance(value, bool) else _WRONG
+    if expected is str:
+        return value if isinstance(value, str) else _WRONG
+    raise TypeError(f"config field of unsupported type {expected!r}")
+
+
+def _describe(expected: Any) -> str:
+    if get_origin(expected) in (Union, UnionType):
+        return " or ".join(_describe(o) for o in get_args(expected) if o is not type(None))
+    if get_origin(expected) is tuple:
+        return f"an array of {_describe(get_args(expected)[0]).removeprefix('a ')}s"
+    return {bool: "true or false", int: "an integer", str: "a string"}.get(expected, "valid")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, list):
+        return "an array"
+    return f"{type(value).__name__} {value!r}"
+
+
+def _semantic_problems(config: CAConfig) -> list[str]:
+    """Values of the right type that still cannot work: one line each."""
+    checks: list[Callable[[], object]] = [
+        lambda: log_level(config.log_level),
+        lambda: _check_address(config.address, "address"),
+        lambda: _check_dns_names(config.dns_names),
+        lambda: _duration(config.tls_cert_lifetime, "tls_cert_lifetime"),
+        lambda: _check_tls_version(config.tls.min_version, "tls.min_version"),
+        lambda: _check_tls_version(config.tls.max_version, "tls.max_version"),
+        config.crl.check,
+        config.checkpoint.check,
+        lambda: _check_url(config.crl_url, "crl_url", ("http", "https", "ldap")),
+        lambda: _check_url(config.ocsp_url, "ocsp_url", ("http", "https")),
+    ]
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except ConfigError as exc:
+            problems.append(exc.message)
+    if not problems and config.tls.min_version > config.tls.max_version:
+        problems.append("tls.min_version is above tls.max_version")
+    return problems
+
+
+TLS_VERSIONS = ("1.2", "1.3")
+
+
+def _check_tls_version(text: str, key: str) -> None:
+    if text not in TLS_VERSIONS:
+        raise ConfigError(f"{key} must be 1.2 or 1.3, not {text!r}")
+
+
+def _check_address(address: str, key: str) -> None:
+    _host, sep, port = address.rpartition(":")
+    if not sep or not (port.isascii() and port.isdigit()) or not 0 < int(port) < 65536:
+        raise ConfigError(f"{key} must be HOST:PORT, not {address!r}")
+
+
+def _check_dns_names(names: tuple[str, ...]) -> None:
+    if not names or not all(names):
+        raise ConfigError("dns_names must be a non-empty array of names")
 
 
 LOG_LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40}

@@ -60,7 +60,7 @@ def test_every_key_can_be_set(tmp_path: Path) -> None:
         ('renew_period = "-1h"', "must be positive"),
         ('poll_interval = "0s"', "crl.poll_interval must be positive"),
         ('insecure_address = "8080"', "is not HOST:PORT"),
-        ('cache_seconds = "1h"', "not a valid ledgerca config"),
+        ('cache_seconds = "1h"', "unknown key crl.cache_seconds"),
     ],
 )
 def test_settings_that_cannot_work_are_refused_at_load(
