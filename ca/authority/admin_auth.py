@@ -23,7 +23,7 @@ from sqlalchemy import select
 from ca.authority.admins import Admin, certificate_subjects, check_expiry, match
 from ca.authority.authority import Authority, RequestInfo
 from ca.errors import AuthError, PolicyError
-from ca.provisioners.jwk import audiences
+from ca.tokens import audiences
 from ledger import NewEvent
 from ledger import catalogue as ev
 from projections.certificates import certificates

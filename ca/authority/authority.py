@@ -39,14 +39,7 @@ from ca.pki.leaf_rules import LeafRules
 from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
 from ca.policy import combine
-from ca.provisioners.jwk import (
-    VerifiedToken,
-    audiences,
-    authorize_csr,
-    peek,
-    split_sans,
-    verify_token,
-)
+from ca.provisioners.jwk import VerifiedToken, authorize_csr, split_sans, verify_token
 from ca.runtime import Runtime
 from ca.templates.x509 import SAN as TemplateSAN
 from ca.templates.x509 import (
@@ -56,6 +49,7 @@ from ca.templates.x509 import (
     render,
     template_data,
 )
+from ca.tokens import audiences, peek
 from ledger import ChangedSince, GroupCommitter, NewEvent, Unchanged, format_time
 from ledger import catalogue as ev
 from projections.used_tokens import TokenAlreadyUsed

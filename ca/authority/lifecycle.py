@@ -47,13 +47,11 @@ from ca.pki.provisioner_extension import from_certificate
 
 # The JWS primitives are shared with the JWK provisioner so both verify tokens identically
 # (go-jose's rules: r‖s ECDSA signatures, PSS with any salt length).
-from ca.provisioners.jwk import (
+from ca.provisioners.jwk import _check_csr_key
+from ca.tokens import (
     DEFAULT_LEEWAY,
-    _check_csr_key,
-    _numeric_date,
-    _token_id,
-    audience_matches,
     audiences,
+    check_registered,
     peek,
     verify_signed_by_key,
 )
@@ -189,28 +187,17 @@ def verify_renew_token(
     _require_client_usage(leaf)
 
     provisioner = _extension(leaf)
-    issuers = {RENEW_TOKEN_ISSUER} | ({provisioner.name} if provisioner else set())
-    if claims.get("iss") not in issuers:
-        raise AuthError(f"token issuer {claims.get('iss')!r} is not accepted for renewal")
-    aud = claims.get("aud")
-    if not isinstance(aud, (str, list)) or not audience_matches(aud, accepted_audiences):
-        raise AuthError(f"token audience {aud!r} is not accepted for renewal")
     common_names = leaf.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    common_name = str(common_names[0].value) if common_names else ""
-    if claims.get("sub") != common_name:
-        raise AuthError("token subject is not the certificate's common name")
-    expires = _numeric_date(claims, "exp")
-    if expires is None:
-        raise AuthError("token has no expiry ('exp')")
-    if now > expires + leeway:
-        raise AuthError("token expired")
-    not_before = _numeric_date(claims, "nbf")
-    if not_before is not None and now + leeway < not_before:
-        raise AuthError("token not yet valid")
-    issued_at = _numeric_date(claims, "iat")
-    if issued_at is not None and now + leeway < issued_at:
-        raise AuthError("token issued in the future")
-    return RenewToken(leaf, _token_id(claims, token))
+    registered = check_registered(
+        token,
+        claims,
+        accepted_audiences=accepted_audiences,
+        now=now,
+        issuers={RENEW_TOKEN_ISSUER} | ({provisioner.name} if provisioner else set()),
+        subject=str(common_names[0].value) if common_names else "",
+        leeway=leeway,
+    )
+    return RenewToken(leaf, registered.token_id)
 
 
 def authorize_renewal(

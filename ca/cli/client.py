@@ -36,7 +36,8 @@ from ca.errors import BadRequest, CAError, ConfigError
 from ca.home import Home
 from ca.keys.files import PrivateKey, generate_private_key, write_private_file, write_public_file
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, from_certificate
-from ca.provisioners.jwk import peek, split_sans
+from ca.provisioners.jwk import split_sans
+from ca.tokens import peek
 
 F = TypeVar("F", bound=Callable[..., Any])
 FilePath = click.Path(path_type=Path, dir_okay=False)

@@ -19,7 +19,6 @@ from ca.authority.state import ActiveKey, Snapshot
 from ca.errors import AuthError, BadRequest, CAError, ConfigError
 from ca.keys.files import PrivateKey
 from ca.keys.ids import key_id
-from ca.provisioners.jwk import audiences
 from ca.ssh.certificates import (
     DEFAULT_USER_EXTENSIONS,
     CertType,
@@ -35,6 +34,7 @@ from ca.ssh.certificates import (
 from ca.ssh.keys import fingerprint
 from ca.ssh.options import SSHOptions, check_principals, merge_options, token_options
 from ca.ssh.validity import ssh_validity
+from ca.tokens import audiences
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 from projections.ssh_certificates import SSHCertificateRevoked, UnknownSSHCertificate

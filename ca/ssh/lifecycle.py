@@ -22,7 +22,7 @@ from ca.authority.lifecycle import RevokeRequest, check_reason
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError
 from ca.keys.files import PublicKey
 from ca.pki.profiles import BACKDATE
-from ca.provisioners.jwk import peek, verify_token
+from ca.provisioners.jwk import verify_token
 from ca.ssh.certificates import (
     SSHPublicKey,
     SSHRequest,
@@ -37,6 +37,7 @@ from ca.ssh.certificates import (
 from ca.ssh.inventory import ca_keys
 from ca.ssh.issuance import SSHIssued, ca_key_for, ca_signer, record_issued, ssh_audiences
 from ca.ssh.sshpop import SSHPOPToken, verify_sshpop
+from ca.tokens import peek
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 from projections.ssh_certificates import (

@@ -16,23 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
 from ca.errors import AuthError, BadRequest
 from ca.keys.files import PublicKey
-from ca.provisioners.jwk import (
-    DEFAULT_LEEWAY,
-    _numeric_date,
-    _token_id,
-    audience_matches,
-    peek,
-    verify_signed_by_key,
-)
 from ca.ssh.certificates import parse_certificate, times_of
 from ca.ssh.keys import wire_b64
+from ca.tokens import DEFAULT_LEEWAY, check_registered, peek, verify_signed_by_key
 
 __all__ = ["SSHPOPToken", "verify_sshpop"]
 
@@ -45,14 +37,6 @@ class SSHPOPToken:
     token_id: str
     ca_key_blob: str
     """The std-base64 wire blob of the CA key that signed the certificate."""
-
-
-def _without_fragment(aud: Any) -> Any:
-    if isinstance(aud, str):
-        return aud.split("#", 1)[0]
-    if isinstance(aud, list):
-        return [a.split("#", 1)[0] if isinstance(a, str) else a for a in aud]
-    return aud
 
 
 def verify_sshpop(
@@ -88,26 +72,18 @@ def verify_sshpop(
 
     verify_signed_by_key(token, header, certificate.public_key(), "sshpop certificate")
 
-    if not isinstance(claims.get("iss"), str) or not claims.get("iss"):
-        raise AuthError("token issuer ('iss') is missing")
-    aud = _without_fragment(claims.get("aud"))
-    if not isinstance(aud, (str, list)) or not audience_matches(aud, accepted_audiences):
-        raise AuthError(f"token audience {claims.get('aud')!r} is not accepted here")
-    subject = claims.get("sub")
-    if not isinstance(subject, str) or not subject:
-        raise AuthError("token subject ('sub') is missing or empty")
-    expires = _numeric_date(claims, "exp")
-    if expires is None:
-        raise AuthError("token has no expiry ('exp')")
-    not_before = _numeric_date(claims, "nbf")
-    if now > expires + leeway:
-        raise AuthError("token expired")
-    if not_before is not None and now + leeway < not_before:
-        raise AuthError("token not yet valid")
+    registered = check_registered(
+        token,
+        claims,
+        accepted_audiences=accepted_audiences,
+        now=now,
+        audience_fragments=True,  # step writes `…#sshpop/<name>`
+        leeway=leeway,
+    )
     return SSHPOPToken(
         certificate=certificate,
         serial=str(certificate.serial),
-        subject=subject,
-        token_id=_token_id(claims, token),
+        subject=registered.subject,
+        token_id=registered.token_id,
         ca_key_blob=signer,
     )

@@ -40,8 +40,9 @@ from ca.client.tokens import (
 )
 from ca.errors import BadRequest, ConfigError
 from ca.home import Home
-from ca.provisioners.jwk import JWKProvisioner, audiences, verify_token
+from ca.provisioners.jwk import JWKProvisioner, verify_token
 from ca.provisioners.jwk_keys import thumbprint
+from ca.tokens import audiences
 
 CURL = shutil.which("curl")
 

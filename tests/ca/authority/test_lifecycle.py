@@ -31,7 +31,7 @@ from ca.errors import AuthError, BadRequest
 from ca.pki.claims import Claims
 from ca.pki.leaf_rules import LeafRules
 from ca.pki.provisioner_extension import ProvisionerExtension, from_certificate
-from ca.provisioners.jwk import audiences
+from ca.tokens import audiences
 from ledger import EventStore, NewEvent, create_engine
 from ledger import catalogue as ev
 from projections.certificates import AlreadyRevoked, CertificateRevoked, UnknownCertificate

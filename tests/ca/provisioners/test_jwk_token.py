@@ -32,14 +32,12 @@ from ca.provisioners.jwk import (
     SAN,
     JWKProvisioner,
     VerifiedToken,
-    audience_matches,
-    audiences,
     authorize_csr,
-    peek,
     split_sans,
     verify_token,
 )
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
+from ca.tokens import audience_matches, audiences, peek
 
 NOW = datetime(2025, 6, 1, 12, 0, 0, tzinfo=UTC)
 CA_STARTED = NOW - timedelta(hours=1)
