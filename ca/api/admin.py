@@ -23,10 +23,10 @@ from ca.api.responses import json_response
 from ca.authority import admins, policies
 from ca.authority import provisioners as management
 from ca.authority.admin_auth import Caller, authenticate
+from ca.authority.recorder import refusals
 from ca.authority.state import ProvisionerRecord
-from ca.errors import AuthError, BadRequest, NotFound
+from ca.errors import BadRequest, NotFound
 from ledger import EventStore, NewEvent
-from projections.used_tokens import TokenAlreadyUsed
 
 T = TypeVar("T")
 
@@ -58,10 +58,8 @@ def _append(store: EventStore, *, actor: Mapping[str, Any], also: Sequence[NewEv
 
 async def _act(caller: Caller, change: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a management change in a worker thread, spending the caller's token with it."""
-    try:
+    with refusals():
         return await run_in_threadpool(change, *args, also=caller.spends, **kwargs)
-    except TokenAlreadyUsed:
-        raise AuthError("token already used") from None
 
 
 def _record(request: Request, name: str) -> ProvisionerRecord:

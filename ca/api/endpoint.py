@@ -13,7 +13,8 @@ from starlette.responses import Response
 
 from ca.api.errors import reason, response_for
 from ca.api.middleware import RequestContext
-from ca.authority.authority import Authority, RequestInfo
+from ca.authority.authority import Authority
+from ca.authority.recorder import RequestInfo
 from ca.errors import BadRequest, CAError, UnsupportedMediaType
 from ledger import LedgerError, is_unavailable
 from ledger.canonical import MalformedJSON, parse_untrusted

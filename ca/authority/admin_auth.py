@@ -21,7 +21,8 @@ from cryptography import x509
 from sqlalchemy import select
 
 from ca.authority.admins import Admin, certificate_subjects, check_expiry, match
-from ca.authority.authority import Authority, RequestInfo
+from ca.authority.authority import Authority
+from ca.authority.recorder import Actor, RequestInfo
 from ca.errors import AuthError, PolicyError
 from ca.tokens import audiences
 from ledger import NewEvent
@@ -56,7 +57,6 @@ def authenticate(
 ) -> Caller:
     snapshot = authority.snapshot()
     now = authority.clock()
-    base = {**info.actor(), "instance": authority.instance}
     if peer is not None:
         check_expiry(peer, now)
         serial = str(peer.serial_number)
@@ -75,8 +75,12 @@ def authenticate(
             provisioner_id=row.provisioner_id,
             subjects=certificate_subjects(peer),
         )
-        return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
-                              "via": "mtls", "client_serial": serial})  # fmt: skip
+        actor = Actor(
+            authority.instance, info,
+            extra={"admin": admin.subject, "admin_id": admin.id, "via": "mtls",
+                   "client_serial": serial},
+        )  # fmt: skip
+        return Caller(admin, actor.record())
     if bearer:
         accepted = audiences(authority.runtime.config.dns_names, "admin")
         record, token = authority.verify_jwk_token(snapshot, bearer, accepted, now=now)
@@ -90,6 +94,9 @@ def authenticate(
                 "purpose": "admin",
             },
         )
-        return Caller(admin, {**base, "admin": admin.subject, "admin_id": admin.id,
-                              "via": "token", "token_id": token.token_id}, (spent,))  # fmt: skip
+        actor = Actor(
+            authority.instance, info, token_id=token.token_id,
+            extra={"admin": admin.subject, "admin_id": admin.id, "via": "token"},
+        )  # fmt: skip
+        return Caller(admin, actor.record(), (spent,))
     raise AuthError("the admin API needs a client certificate or an admin token")

@@ -26,6 +26,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
+from ca.authority.recorder import Actor, Recorder, RequestInfo
 from ca.authority.state import STATE, ActiveKey, ProvisionerRecord, Snapshot, StateCache
 from ca.crl.urls import leaf_urls
 from ca.durations import parse_go_duration
@@ -52,7 +53,6 @@ from ca.templates.x509 import (
 from ca.tokens import audiences, peek
 from ledger import ChangedSince, GroupCommitter, NewEvent, Unchanged, format_time
 from ledger import catalogue as ev
-from projections.used_tokens import TokenAlreadyUsed
 
 log = structlog.get_logger("ledgerca.authority")
 T = TypeVar("T")
@@ -81,28 +81,6 @@ class SignRequest:
 
 
 @dataclass(frozen=True)
-class RequestInfo:
-    """Where a request came from, as its events' actor records it.
-
-    `request_id` is the CA's own id for the request; `client_request_id` is the X-Request-Id
-    the client sent, if any: recorded for correlation, never trusted as the CA's.
-    """
-
-    request_id: str
-    remote_address: str | None = None
-    client_request_id: str | None = None
-
-    def actor(self) -> dict[str, Any]:
-        """The request's part of an event actor (absent facts are left out)."""
-        actor: dict[str, Any] = {"request_id": self.request_id}
-        if self.client_request_id is not None:
-            actor["client_request_id"] = self.client_request_id
-        if self.remote_address:
-            actor["remote_address"] = self.remote_address
-        return actor
-
-
-@dataclass(frozen=True)
 class Issued:
     certificate: x509.Certificate
     chain_pems: list[str]
@@ -116,7 +94,7 @@ class PendingAppend:
     """An `x509.issued` event ready to append, with its actor and expected version."""
 
     events: list[NewEvent]
-    actor: dict[str, Any]
+    actor: Actor
     expected: dict[str, int]
 
 
@@ -210,6 +188,7 @@ class Authority:
         self.state = StateCache(runtime.engine)
         # Concurrent requests' events share commits (see ledger.group_commit).
         self.appender = GroupCommitter(runtime.store)
+        self.recorder = Recorder(self.appender)
         self.sign_audiences = audiences(runtime.config.dns_names, "sign")
         self.server_cert_lifetime = parse_go_duration(runtime.config.tls_cert_lifetime)
         if self.server_cert_lifetime < timedelta(seconds=10):
@@ -321,16 +300,13 @@ class Authority:
                     raise
                 snapshot, position = fresh
                 continue
-            future = self.appender.submit(
-                prepared.append.events,
-                actor=prepared.append.actor,
-                expected=prepared.append.expected,
-                unchanged=Unchanged(STATE, position),
-            )
             try:
-                (recorded,) = await asyncio.wrap_future(future)
-            except TokenAlreadyUsed:
-                raise AuthError("token already used") from None
+                (recorded,) = await self.recorder.record_async(
+                    prepared.append.events,
+                    prepared.append.actor,
+                    expected=prepared.append.expected,
+                    unchanged=Unchanged(STATE, position),
+                )
             except ChangedSince:
                 snapshot, position = await self._off_loop(self._fresh_state)
                 continue
@@ -478,12 +454,7 @@ class Authority:
         return self._commit(self._issued_event(certificate, issuer, **fields))
 
     def _commit(self, append: PendingAppend) -> int:
-        try:
-            (recorded,) = self.appender.append(
-                append.events, actor=append.actor, expected=append.expected
-            )
-        except TokenAlreadyUsed:
-            raise AuthError("token already used") from None
+        (recorded,) = self.recorder.record(append.events, append.actor, expected=append.expected)
         return recorded.position
 
     def _issued_event(
@@ -518,13 +489,14 @@ class Authority:
                 "rekeyed_from": rekeyed_from,
             },
         )
-        actor: dict[str, Any] = {"instance": self.instance, **info.actor()}
-        if provisioner is not None:
-            actor["provisioner"] = provisioner["name"]
-            actor["provisioner_id"] = provisioner["id"]
-        if token_id is not None:
-            actor["token_id"] = token_id
-        actor.update(actor_extra or {})
+        actor = Actor(
+            self.instance,
+            info,
+            provisioner_id=provisioner["id"] if provisioner else None,
+            provisioner=provisioner["name"] if provisioner else None,
+            token_id=token_id,
+            extra=actor_extra or {},
+        )
         return PendingAppend([event], actor, {stream: 0})
 
     def _chain(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:

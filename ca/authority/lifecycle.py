@@ -35,7 +35,8 @@ from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import select
 
-from ca.authority.authority import Authority, Issued, RequestInfo, parse_csr
+from ca.authority.authority import Authority, Issued, parse_csr
+from ca.authority.recorder import Actor, RequestInfo
 from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError, SignerError
 from ca.keys.files import PrivateKey, PublicKey
@@ -63,7 +64,6 @@ from projections.certificates import (
     UnknownCertificate,
     certificates,
 )
-from projections.used_tokens import TokenAlreadyUsed
 
 __all__ = [
     "RENEW_TOKEN_ISSUER",
@@ -417,13 +417,16 @@ def revoke(
     reason_code = check_reason_code(request.reason_code)
     check_reason(request.reason)
     now = authority.clock()
-    actor: dict[str, Any] = {"instance": authority.instance, **info.actor()}
+    actor = Actor(authority.instance, info)
     provisioner: dict[str, str] | None = None
     token_id: str | None = None
     if request.ott:
         record, token_id = _revoke_token(authority, request.ott, serial, now)
         provisioner = {"id": record.id, "name": record.name, "type": record.type}
-        actor.update(provisioner=record.name, provisioner_id=record.id, token_id=token_id)
+        actor = Actor(
+            authority.instance, info, provisioner_id=record.id, provisioner=record.name,
+            token_id=token_id,
+        )  # fmt: skip
         if _find_row(authority, serial) is None:
             # step-ca records unknown serials too; we revoke only what we issued.
             raise NotFound(f"certificate with serial number {serial} was not issued by this CA")
@@ -431,7 +434,7 @@ def revoke(
         if str(peer.serial_number) != serial:
             raise BadRequest("serial number in client certificate different than body")
         _own_row(authority, peer)
-        actor["mtls_serial"] = serial
+        actor = Actor(authority.instance, info, extra={"mtls_serial": serial})
     else:
         raise BadRequest("missing ott or client certificate")
     event = NewEvent(
@@ -448,16 +451,18 @@ def revoke(
             "passive": request.passive,
         },
     )
-    try:
-        (recorded,) = authority.appender.append([event], actor=actor)
-    except AlreadyRevoked:
-        raise BadRequest(f"certificate with serial number {serial} is already revoked") from None
-    except UnknownCertificate:
-        raise NotFound(
-            f"certificate with serial number {serial} was not issued by this CA"
-        ) from None
-    except TokenAlreadyUsed:
-        raise AuthError("token already used") from None
+    (recorded,) = authority.recorder.record(
+        [event],
+        actor,
+        refused={
+            AlreadyRevoked: lambda: BadRequest(
+                f"certificate with serial number {serial} is already revoked"
+            ),
+            UnknownCertificate: lambda: NotFound(
+                f"certificate with serial number {serial} was not issued by this CA"
+            ),
+        },
+    )
     return Revoked(
         serial, recorded.position, provisioner["name"] if provisioner else None, token_id is None
     )

@@ -14,7 +14,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
-from ca.authority.authority import Authority, RequestInfo
+from ca.authority.authority import Authority
+from ca.authority.recorder import Actor, RequestInfo
 from ca.authority.state import ActiveKey, Snapshot
 from ca.errors import AuthError, BadRequest, CAError, ConfigError
 from ca.keys.files import PrivateKey
@@ -38,7 +39,6 @@ from ca.tokens import audiences
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 from projections.ssh_certificates import SSHCertificateRevoked, UnknownSSHCertificate
-from projections.used_tokens import TokenAlreadyUsed
 
 __all__ = [
     "SSHIssued",
@@ -186,19 +186,21 @@ def record_issued(
             "rekeyed_from": rekeyed_from,
         },
     )
-    actor: dict[str, Any] = {"instance": authority.instance, **info.actor()}
-    if provisioner:
-        actor["provisioner"] = provisioner.get("name")
-        actor["provisioner_id"] = provisioner.get("id")
-    if token_id is not None:
-        actor["token_id"] = token_id
-    actor.update(actor_extra or {})
-    try:
-        (recorded,) = authority.appender.append([event], actor=actor, expected={stream: 0})
-    except TokenAlreadyUsed:
-        raise AuthError("token already used") from None
-    except SSHCertificateRevoked:
-        raise AuthError("ssh certificate has been revoked") from None
-    except UnknownSSHCertificate:
-        raise AuthError("ssh certificate was not issued by this CA") from None
+    actor = Actor(
+        authority.instance,
+        info,
+        provisioner_id=provisioner.get("id") if provisioner else None,
+        provisioner=provisioner.get("name") if provisioner else None,
+        token_id=token_id,
+        extra=actor_extra or {},
+    )
+    (recorded,) = authority.recorder.record(
+        [event],
+        actor,
+        expected={stream: 0},
+        refused={
+            SSHCertificateRevoked: lambda: AuthError("ssh certificate has been revoked"),
+            UnknownSSHCertificate: lambda: AuthError("ssh certificate was not issued by this CA"),
+        },
+    )
     return recorded.position

@@ -17,8 +17,9 @@ from datetime import timedelta
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 from sqlalchemy import select
 
-from ca.authority.authority import Authority, RequestInfo
+from ca.authority.authority import Authority
 from ca.authority.lifecycle import RevokeRequest, check_reason
+from ca.authority.recorder import Actor, RequestInfo
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError
 from ca.keys.files import PublicKey
 from ca.pki.profiles import BACKDATE
@@ -45,7 +46,6 @@ from projections.ssh_certificates import (
     UnknownSSHCertificate,
     ssh_certificates,
 )
-from projections.used_tokens import TokenAlreadyUsed
 
 __all__ = ["SSHRevoked", "parse_ssh_serial", "rekey", "renew", "revoke"]
 
@@ -214,17 +214,23 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
             "token_id": token_id,
         },
     )
-    actor = {"instance": authority.instance, **info.actor(), "token_id": token_id}
-    if provisioner:
-        actor["provisioner"] = provisioner["name"]
-    try:
-        (recorded,) = authority.appender.append([event], actor=actor)
-    except SSHAlreadyRevoked:
-        raise BadRequest(
-            f"ssh certificate with serial number {serial} is already revoked"
-        ) from None
-    except UnknownSSHCertificate:
-        raise NotFound(f"ssh certificate with serial number {serial} was not issued here") from None
-    except TokenAlreadyUsed:
-        raise AuthError("token already used") from None
+    actor = Actor(
+        authority.instance,
+        info,
+        provisioner_id=provisioner["id"] if provisioner else None,
+        provisioner=provisioner["name"] if provisioner else None,
+        token_id=token_id,
+    )
+    (recorded,) = authority.recorder.record(
+        [event],
+        actor,
+        refused={
+            SSHAlreadyRevoked: lambda: BadRequest(
+                f"ssh certificate with serial number {serial} is already revoked"
+            ),
+            UnknownSSHCertificate: lambda: NotFound(
+                f"ssh certificate with serial number {serial} was not issued here"
+            ),
+        },
+    )
     return SSHRevoked(serial, recorded.position, provisioner["name"] if provisioner else None)

@@ -21,6 +21,7 @@ from support.ca_server import (
     ledgerca,
     start_ca,
 )
+from support.cli import ledger_events
 from support.ssh import (
     certificate_line,
     keygen,
@@ -338,6 +339,13 @@ def test_hosts_reflect_issuance_expiry_and_revocation_identically_on_two_instanc
     token = ssh_token(second, key_id=serial, principals=[], op="ssh/revoke")
     with second.client() as client:
         assert client.post("/ssh/revoke", json={"serial": serial, "ott": token}).status_code == 200
+    (revoked,) = (
+        e for e in ledger_events(ca.home) if e.type == "ssh.revoked" and e.data["serial"] == serial
+    )
+    # The same actor as every other event: request, remote address, provisioner id and token.
+    assert revoked.actor["provisioner_id"] == revoked.data["provisioner"]["id"]
+    assert revoked.actor["remote_address"] == "127.0.0.1" and revoked.actor["request_id"]
+    assert revoked.actor["token_id"] == revoked.data["token_id"]
     assert _hosts(first) == _hosts(second)
     assert "brief.internal" not in _hosts(first) and "live.internal" not in _hosts(first)
 
