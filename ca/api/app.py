@@ -15,9 +15,9 @@ from starlette.types import ASGIApp
 from ca.api import admin, crl, ledger, lifecycle, ocsp, provisioners, roots, sign, ssh
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from ca.api.peer import PeerCertificateMiddleware
 from ca.authority.authority import Authority
 from ca.config import DEFAULT_BODY_LIMIT
-from ca.server.peer import PeerCertificateMiddleware
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

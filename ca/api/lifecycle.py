@@ -1,6 +1,6 @@
 """`POST /renew` (legacy `/re-sign`), `/rekey` and `/revoke`, as step-ca speaks them.
 
-The client certificate comes from the ASGI `tls` extension (`ca.server.peer`); the logic is
+The client certificate comes from the ASGI `tls` extension (`ca.api.peer`); the logic is
 in `ca.authority.lifecycle`. Renew and rekey answer 201 with a SignResponse, revoke 200
 `{"status":"ok"}`; refusals use step-ca's error body.
 """
@@ -23,11 +23,11 @@ from ca.api.endpoint import (
     request_info,
     string_field,
 )
+from ca.api.peer import client_certificate
 from ca.api.responses import json_response
 from ca.api.sign import sign_response
 from ca.authority import lifecycle
 from ca.errors import AuthError, BadRequest
-from ca.server.peer import client_certificate
 
 BEARER = "bearer "
 

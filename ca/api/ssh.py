@@ -26,16 +26,18 @@ from ca.api.endpoint import (
 )
 from ca.api.errors import error_response
 from ca.api.limits import SSH_INVENTORY, SSH_KRL, limited
+from ca.api.peer import client_certificate
 from ca.api.responses import json_response
+from ca.authority import ssh_issuance as issuance
+from ca.authority import ssh_lifecycle as lifecycle
 from ca.authority.authority import Authority
 from ca.authority.lifecycle import RevokeRequest, check_reason_code
+from ca.authority.ssh_issuance import SSHIssued
 from ca.errors import AuthError, BadRequest
 from ca.keys.files import PublicKey
-from ca.server.peer import client_certificate
 from ca.ssh import config as ssh_config
-from ca.ssh import inventory, issuance, lifecycle
+from ca.ssh import inventory
 from ca.ssh.certificates import certificate_line
-from ca.ssh.issuance import SSHIssued
 from ca.ssh.keys import wire_b64
 from ca.ssh.krl import build_krl
 from ca.ssh.options import read_options

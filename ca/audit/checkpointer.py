@@ -27,6 +27,7 @@ from ca.crl.records import head_position
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import PrivateKey
+from ca.keys.pkcs11 import PKCS11Settings
 from ledger import ConcurrencyConflict, EventStore, NewEvent, format_time, parse_time
 from ledger import catalogue as ev
 from ledger.schema import events
@@ -73,9 +74,11 @@ class Checkpointer:
         password: bytes,
         settings: CheckpointSettings,
         actor: Mapping[str, Any],
+        pkcs11: PKCS11Settings | None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
         self.store = store
+        self.pkcs11 = pkcs11
         self.home = home
         self.password = password
         self.settings = settings
@@ -87,7 +90,9 @@ class Checkpointer:
 
     def _signer(self, key: LedgerKey) -> PrivateKey:
         if key.key_id not in self._keys:
-            self._keys[key.key_id] = load_ledger_signer(self.home, key, self.password)
+            self._keys[key.key_id] = load_ledger_signer(
+                self.home, key, self.password, pkcs11=self.pkcs11
+            )
         return self._keys[key.key_id]
 
     def check(self) -> Checkpoint | None:

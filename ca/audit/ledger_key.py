@@ -27,6 +27,7 @@ from ca.keys.files import (
     write_private_file,
 )
 from ca.keys.ids import key_id, public_pem
+from ca.keys.pkcs11 import PKCS11Settings
 from ca.keys.refs import file_ref, load_signer
 from ledger import NewEvent
 from ledger import catalogue as ev
@@ -97,9 +98,11 @@ def active_ledger_key(connection: Connection) -> LedgerKey | None:
     return LedgerKey(str(row.key_id), load_public_key(row.public_key), json.loads(row.key_ref))
 
 
-def load_ledger_signer(home: Home, key: LedgerKey, password: bytes) -> PrivateKey:
-    """The private ledger key, through `load_signer` (files today, PKCS#11 alike)."""
-    private = load_signer(home, key.key_ref, password, what="ledger key")
+def load_ledger_signer(
+    home: Home, key: LedgerKey, password: bytes, *, pkcs11: PKCS11Settings | None
+) -> PrivateKey:
+    """The private ledger key, through `load_signer` (a key file or a PKCS#11 token)."""
+    private = load_signer(home, key.key_ref, password, what="ledger key", pkcs11=pkcs11)
     if key_id(private.public_key()) != key.key_id:
         raise ConfigError(f"the key at {key.key_ref} is not the active ledger key")
     return private

@@ -124,7 +124,9 @@ def rotate_with_root(
             "the root key is not on this machine: use `rotate intermediate --csr OUT`, have the"
             " root sign it, then `rotate intermediate --import CERT`"
         )
-    root_key = load_signer(home, root.key_ref, root_password, what="root key")
+    root_key = load_signer(
+        home, root.key_ref, root_password, what="root key", pkcs11=runtime.config.pkcs11
+    )
     assert root.certificate is not None and old.certificate is not None
     name = old.certificate.subject.get_attributes_for_oid(x509.NameOID.ORGANIZATION_NAME)
     ca_name = str(name[0].value) if name else runtime.config.name

@@ -87,11 +87,16 @@ def init_key(home: Home, password_file: Path | None, pkcs11_uri: str | None) -> 
         intermediate = snapshot.intermediate
         if is_local(home, intermediate.key_ref):
             # The same password as the intermediate's, so `serve` can open both.
-            load_signer(home, intermediate.key_ref, password, what="intermediate key")
+            load_signer(
+                home, intermediate.key_ref, password, what="intermediate key",
+                pkcs11=runtime.config.pkcs11,
+            )  # fmt: skip
         created: Path | None = None
         if pkcs11_uri is not None:
             key_ref = {"type": "pkcs11", "uri": pkcs11_uri}
-            public = load_signer(home, key_ref, password, what="ledger key").public_key()
+            public = load_signer(
+                home, key_ref, password, what="ledger key", pkcs11=runtime.config.pkcs11
+            ).public_key()
         else:
             private, key_ref = create_key_file(home, password)
             public, created = private.public_key(), home.resolve(key_ref["path"])
@@ -146,6 +151,7 @@ def checkpoint(home: Home, new: bool, password_file: Path | None, out: Path | No
                 password=_password(runtime, password_file),
                 settings=runtime.config.checkpoint,
                 actor=actor("audit checkpoint"),
+                pkcs11=runtime.config.pkcs11,
             )
             with runtime.engine.connect() as connection:
                 last = checkpoints.latest(connection)

@@ -13,7 +13,7 @@ import click
 
 from ca.audit import forensics
 from ca.audit.errors import AuditError
-from ca.audit.pointintime import Moment, View, moment_at, moment_of
+from ca.authority.pointintime import Moment, View, moment_at, moment_of
 from ca.cli.audit import audit_group
 from ca.cli.ledger import parse_since
 from ca.cli.output import printable, say

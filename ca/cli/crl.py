@@ -140,8 +140,8 @@ def index(home: Home, out: Path | None, all_issuers: bool, at_time: str | None) 
 
 
 def _index_at(runtime: Runtime, when: str, *, all_issuers: bool) -> str:
-    """index.txt from the ledger replayed up to `when` (see `ca.audit.pointintime`)."""
-    from ca.audit.pointintime import View, moment_at
+    """index.txt from the ledger replayed up to `when` (see `ca.authority.pointintime`)."""
+    from ca.authority.pointintime import View, moment_at
     from ca.cli.ledger import parse_since
 
     view = View(runtime.store, moment_at(runtime.engine, parse_since(when)))

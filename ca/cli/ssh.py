@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from ca.authority.ssh_lifecycle import parse_ssh_serial
 from ca.cli import cli
 from ca.cli.client import _ca_options, _provisioner_options
 from ca.cli.output import say
@@ -31,7 +32,6 @@ from ca.keys.files import write_public_file
 from ca.passwords import obtain_password
 from ca.runtime import open_runtime
 from ca.ssh.certificates import parse_certificate
-from ca.ssh.lifecycle import parse_ssh_serial
 
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
@@ -67,7 +67,7 @@ def _ca_password(home: Home, password_file: Path | None) -> bytes:
 @click.pass_obj
 def init(home: Home, password_file: Path | None, key_type: str) -> None:
     """Create and activate the SSH user and host CA keys of an existing CA."""
-    from ca.ssh.activation import enable_ssh
+    from ca.authority.ssh_activation import enable_ssh
 
     password = _ca_password(home, password_file)
     runtime = open_runtime(home)
@@ -86,7 +86,7 @@ def init(home: Home, password_file: Path | None, key_type: str) -> None:
 @click.pass_obj
 def rotate(home: Home, role: str, password_file: Path | None, key_type: str) -> None:
     """Activate a new SSH user or host CA key and retire the current one."""
-    from ca.ssh.activation import rotate_ssh_key
+    from ca.authority.ssh_activation import rotate_ssh_key
 
     password = _ca_password(home, password_file)
     runtime = open_runtime(home)

@@ -19,13 +19,13 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
 
 import structlog
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from sqlalchemy import Engine
 
-from ca.authority.state import ActiveKey
 from ca.config import CRLSettings
 from ca.crl.builder import EXPIRED_GRACE, build_crl
 from ca.crl.records import (
@@ -86,7 +86,20 @@ class _Seen:
     newest_revocation: int
 
 
-class CRLPublisher:
+class IssuerKey(Protocol):
+    """What the publisher needs of the key a CRL is signed with (the CA's `ActiveKey`)."""
+
+    @property
+    def key_id(self) -> str: ...
+
+    @property
+    def certificate(self) -> x509.Certificate | None: ...
+
+
+K = TypeVar("K", bound=IssuerKey)
+
+
+class CRLPublisher(Generic[K]):
     """Publishes the active intermediate's CRL into the ledger when one is due."""
 
     def __init__(
@@ -94,8 +107,8 @@ class CRLPublisher:
         *,
         engine: Engine,
         appender: Appender,
-        active_issuer: Callable[[], ActiveKey],
-        signing_key: Callable[[ActiveKey], PrivateKey],
+        active_issuer: Callable[[], K],
+        signing_key: Callable[[K], PrivateKey],
         settings: CRLSettings,
         idp_url: str,
         actor: Mapping[str, Any],
@@ -139,7 +152,7 @@ class CRLPublisher:
         return self._seen
 
     def publish(
-        self, issuer: ActiveKey, latest: PublishedCRL | None, *, reason: str = "requested"
+        self, issuer: K, latest: PublishedCRL | None, *, reason: str = "requested"
     ) -> RecordedEvent | None:
         """Sign the next CRL and record it; None if another instance took the number first."""
         if issuer.certificate is None:

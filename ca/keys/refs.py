@@ -43,7 +43,7 @@ def load_signer(
     password: bytes,
     *,
     what: str,
-    pkcs11: PKCS11Settings | None = None,
+    pkcs11: PKCS11Settings | None,
 ) -> PrivateKey:
     """The private key `key_ref` names, ready to sign; `what` names it in errors ("root key").
 
@@ -63,12 +63,8 @@ def load_signer(
             raise ConfigError(f"cannot read the {what} {path}: {exc.strerror}") from exc
         return load_private_key(data, password, what=what)
     if kind == "pkcs11":
-        if pkcs11 is None:
-            from ca.config import load_config
-
-            pkcs11 = load_config(home).pkcs11 or PKCS11Settings()
         try:
-            return load_key(key_ref["uri"], pkcs11, home.path)
+            return load_key(key_ref["uri"], pkcs11 or PKCS11Settings(), home.path)
         except CAError as exc:
             raise type(exc)(f"the {what}: {exc.message}") from exc
     raise SignerError(f"the {what} is referenced as {kind!r}: it cannot sign on this machine")

@@ -31,6 +31,9 @@ class Job:
     check: Callable[[], object]
     interval: Interval
     wake: asyncio.Event | None = None
+    start_after: Interval = 0.0
+    """How long to wait before the first run (for jobs whose first check is already done
+    at start, such as the server certificate the supervisor made sure of)."""
 
     def next_delay(self, failures: int) -> float:
         base = self.interval() if callable(self.interval) else self.interval
@@ -40,6 +43,9 @@ class Job:
 async def periodic(job: Job) -> None:
     """Run `job` forever (until cancelled)."""
     failures = 0
+    first = job.start_after() if callable(job.start_after) else job.start_after
+    if first > 0:
+        await asyncio.sleep(first)
     while True:
         try:
             await asyncio.to_thread(job.check)

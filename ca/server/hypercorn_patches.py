@@ -4,7 +4,7 @@
   already failed (a refused renegotiation, say) escapes Hypercorn's handler and later breaks
   the worker's clean shutdown. Such a connection is closed already: swallow it.
 - `TCPServer.run`: the peer-certificate bridge (hypercorn issue #62). Before serving a
-  connection, record its TLS peer in a `ContextVar` (`ca.server.peer.remember`); the
+  connection, record its TLS peer in a `ContextVar` (`ca.api.peer.remember`); the
   connection's request tasks inherit it and `PeerCertificateMiddleware` puts it into the
   ASGI scope. `run` is awaited in the connection's own task, so the value never leaks to
   another connection.
@@ -19,7 +19,7 @@ from typing import Any
 
 from hypercorn.asyncio.tcp_server import TCPServer
 
-from ca.server import peer
+from ca.api import peer
 
 PINNED = "0.18.0"
 _installed = False

@@ -18,6 +18,7 @@ import structlog
 
 from ca.audit.checkpointer import Checkpointer
 from ca.authority.authority import Authority
+from ca.authority.state import ActiveKey
 from ca.crl.publisher import CRLPublisher
 from ca.crl.urls import idp_url
 from ca.server.background import Job
@@ -33,7 +34,7 @@ CLIENT_CA_POLL_SECONDS = 5.0
 LiveContext = Callable[[], ssl.SSLContext | None]
 
 
-def crl_publisher(authority: Authority) -> CRLPublisher:
+def crl_publisher(authority: Authority) -> CRLPublisher[ActiveKey]:
     """The publisher of one serving process, on its authority's keys and commit path."""
     config = authority.runtime.config
     return CRLPublisher(
@@ -56,6 +57,7 @@ def checkpointer(authority: Authority) -> Checkpointer:
         password=authority.password,
         settings=authority.runtime.config.checkpoint,
         actor={"instance": authority.instance, "publisher": "checkpoint"},
+        pkcs11=authority.runtime.config.pkcs11,
         clock=authority.clock,
     )
 
@@ -120,11 +122,17 @@ def background_jobs(
     runtime = authority.runtime
     renewal = ServerCertificateRenewal(server_cert, live_context)
     jobs = [
-        Job("server certificate renewal", renewal.check, renewal.interval),
+        Job(
+            "server certificate renewal",
+            renewal.check,
+            renewal.interval,
+            start_after=renewal.interval,
+        ),
         Job(
             "client CA refresh",
             ClientCARefresh(authority, live_context).check,
             CLIENT_CA_POLL_SECONDS,
+            start_after=CLIENT_CA_POLL_SECONDS,
         ),
         Job(
             "follower projections",

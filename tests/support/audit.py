@@ -44,6 +44,7 @@ class Ledger:
             password=PASSWORD,
             settings=CheckpointSettings(),
             actor={"test": "checkpoint"},
+            pkcs11=None,
         )
         with self.engine.connect() as connection:
             last = checkpoints.latest(connection)

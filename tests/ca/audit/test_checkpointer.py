@@ -44,6 +44,7 @@ def test_a_checkpointer_that_lost_the_race_records_nothing(ledger: Ledger) -> No
             password=PASSWORD,
             settings=CheckpointSettings(every=1),
             actor={"test": "race"},
+            pkcs11=None,
         )
 
     first, second = checkpointer(), checkpointer()

@@ -11,7 +11,7 @@ from support.audit import Ledger
 
 from ca.audit.errors import AuditError, NotInLedger
 from ca.audit.forensics import Filters, find, story
-from ca.audit.pointintime import View, moment_at, moment_of
+from ca.authority.pointintime import View, moment_at, moment_of
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 

@@ -16,7 +16,7 @@ from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from support.softhsm import SoftHSMToken, needs_softhsm
 
-from ca.config import CAConfig, save_config
+from ca.config import CAConfig, load_config, save_config
 from ca.errors import PasswordError, SignerError
 from ca.home import Home
 from ca.keys.files import PrivateKey, ensure_private_dir
@@ -170,16 +170,18 @@ def test_undoing_a_creation_removes_the_key(softhsm: SoftHSMToken) -> None:
         load_key(str(created.uri), settings(softhsm), softhsm.directory)
 
 
-def test_load_signer_reads_module_and_pin_from_the_homes_config(
+def test_load_signer_takes_module_and_pin_from_the_homes_pkcs11_table(
     softhsm: SoftHSMToken, tmp_path: Path
 ) -> None:
-    """Any signing path (SSH CA, ledger key) gets HSM keys through load_signer alone."""
+    """Any signing path (SSH CA, ledger key) gets HSM keys through load_signer, given the
+    `[pkcs11]` table of the home's config."""
     uri = create_key(softhsm.uri("ledger"), settings(softhsm), tmp_path, kty="OKP").uri
     home = Home(tmp_path / "home")
     ensure_private_dir(home.config_dir)
     config = CAConfig("t", ("localhost",), "127.0.0.1:1", "sqlite://", pkcs11=settings(softhsm))
     save_config(home.config_file, config)
-    key = load_signer(home, pkcs11_ref(uri), b"", what="ledger key")
+    pkcs11 = load_config(home).pkcs11
+    key = load_signer(home, pkcs11_ref(uri), b"", what="ledger key", pkcs11=pkcs11)
     assert isinstance(key, ed25519.Ed25519PrivateKey)
     key.public_key().verify(key.sign(b"checkpoint"), b"checkpoint")
 

@@ -30,8 +30,9 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypercorn.asyncio import serve
 from starlette.types import Message, Receive, Scope, Send
 
-from ca.server import hypercorn_patches, peer
-from ca.server.peer import PeerCertificateMiddleware, PeerTLS, client_certificate
+from ca.api import peer
+from ca.api.peer import PeerCertificateMiddleware, PeerTLS, client_certificate
+from ca.server import hypercorn_patches
 from ca.server.worker import LedgerCAHypercornConfig
 
 NOW = datetime.now(UTC)

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from ca.authority.authority import Authority
 from ca.authority.lifecycle import RevokeRequest, check_reason
 from ca.authority.recorder import Actor, RequestInfo
+from ca.authority.ssh_issuance import SSHIssued, ca_key_for, ca_signer, record_issued, ssh_audiences
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError
 from ca.keys.files import PublicKey
 from ca.pki.profiles import BACKDATE
@@ -36,7 +37,6 @@ from ca.ssh.certificates import (
     times_of,
 )
 from ca.ssh.inventory import ca_keys
-from ca.ssh.issuance import SSHIssued, ca_key_for, ca_signer, record_issued, ssh_audiences
 from ca.ssh.sshpop import SSHPOPToken, verify_sshpop
 from ca.tokens import peek
 from ledger import NewEvent, format_time
