@@ -489,14 +489,7 @@ class Authority:
                 "rekeyed_from": rekeyed_from,
             },
         )
-        actor = Actor(
-            self.instance,
-            info,
-            provisioner_id=provisioner["id"] if provisioner else None,
-            provisioner=provisioner["name"] if provisioner else None,
-            token_id=token_id,
-            extra=actor_extra or {},
-        )
+        actor = Actor.of(self.instance, info, provisioner, token_id, actor_extra)
         return PendingAppend([event], actor, {stream: 0})
 
     def _chain(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:

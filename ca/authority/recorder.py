@@ -49,6 +49,26 @@ class Actor:
     token_id: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(
+        cls,
+        instance: str,
+        request: RequestInfo,
+        provisioner: Mapping[str, Any] | None,
+        token_id: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Actor:
+        """The actor of a request authorized through `provisioner` (an event's
+        `{"id", "name", "type"}` record, or None)."""
+        return cls(
+            instance,
+            request,
+            provisioner_id=provisioner.get("id") if provisioner else None,
+            provisioner=provisioner.get("name") if provisioner else None,
+            token_id=token_id,
+            extra=extra or {},
+        )
+
     def record(self) -> dict[str, Any]:
         actor: dict[str, Any] = {"instance": self.instance}
         if self.request is not None:

@@ -186,14 +186,7 @@ def record_issued(
             "rekeyed_from": rekeyed_from,
         },
     )
-    actor = Actor(
-        authority.instance,
-        info,
-        provisioner_id=provisioner.get("id") if provisioner else None,
-        provisioner=provisioner.get("name") if provisioner else None,
-        token_id=token_id,
-        extra=actor_extra or {},
-    )
+    actor = Actor.of(authority.instance, info, provisioner, token_id, actor_extra)
     (recorded,) = authority.recorder.record(
         [event],
         actor,

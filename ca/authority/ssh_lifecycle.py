@@ -214,13 +214,7 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
             "token_id": token_id,
         },
     )
-    actor = Actor(
-        authority.instance,
-        info,
-        provisioner_id=provisioner["id"] if provisioner else None,
-        provisioner=provisioner["name"] if provisioner else None,
-        token_id=token_id,
-    )
+    actor = Actor.of(authority.instance, info, provisioner, token_id)
     (recorded,) = authority.recorder.record(
         [event],
         actor,
