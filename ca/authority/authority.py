@@ -380,7 +380,7 @@ class Authority:
             token_id=token.token_id,
             info=info,
         )
-        return PreparedIssue(certificate, self._chain(certificate, issuer), record.name, append)
+        return PreparedIssue(certificate, self.chain_pems(certificate, issuer), record.name, append)
 
     def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
         """The configured CRL and OCSP URLs, unless the template chose its own."""
@@ -408,7 +408,7 @@ class Authority:
         certificate = self._sign_leaf(
             issuer, template, public_key, now - timedelta(minutes=1), now + lifetime, []
         )
-        self._record(
+        self.record_issued(
             certificate,
             issuer,
             sans=[{"type": s.type, "value": s.value} for s in sans],
@@ -449,7 +449,7 @@ class Authority:
         keys = (*snapshot.roots, *snapshot.intermediates)
         return LeafRules.of(tuple(k.certificate for k in keys), leaf_urls(self.runtime.config)[1])
 
-    def _record(self, certificate: x509.Certificate, issuer: ActiveKey, **fields: Any) -> int:
+    def record_issued(self, certificate: x509.Certificate, issuer: ActiveKey, **fields: Any) -> int:
         """Append the `x509.issued` event (`fields` as for `_issued_event`); its position."""
         return self._commit(self._issued_event(certificate, issuer, **fields))
 
@@ -492,7 +492,7 @@ class Authority:
         actor = Actor.of(self.instance, info, provisioner, token_id, actor_extra)
         return PendingAppend([event], actor, {stream: 0})
 
-    def _chain(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:
+    def chain_pems(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:
         chain = [certificate.public_bytes(serialization.Encoding.PEM).decode()]
         if issuer.certificate_pem:
             chain.append(issuer.certificate_pem)

@@ -377,7 +377,7 @@ def _reissue(
         actor["mtls_serial"] = old_serial
     provisioner = {"id": record.id, "name": record.name, "type": record.type} if record else None
     try:
-        position = authority._record(
+        position = authority.record_issued(
             certificate,
             issuer,
             sans=json.loads(row["sans"]),
@@ -395,7 +395,7 @@ def _reissue(
         raise AuthError("certificate was not issued by this CA") from None
     return Issued(
         certificate,
-        authority._chain(certificate, issuer),
+        authority.chain_pems(certificate, issuer),
         str(certificate.serial_number),
         record.name if record else None,
         position,

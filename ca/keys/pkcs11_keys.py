@@ -45,7 +45,8 @@ def _digest(
     data: bytes, algorithm: hashes.HashAlgorithm | utils.Prehashed
 ) -> tuple[bytes, hashes.HashAlgorithm]:
     if isinstance(algorithm, utils.Prehashed):
-        return data, algorithm._algorithm
+        # cryptography exposes no public accessor for the hash a Prehashed wraps.
+        return data, algorithm._algorithm  # noqa: SLF001
     hasher = hashes.Hash(algorithm)
     hasher.update(data)
     return hasher.finalize(), algorithm
@@ -127,10 +128,11 @@ class HSMRSAKey(rsa.RSAPrivateKey):
             return self._handle.sign(Mechanism.RSA_PKCS, _DIGEST_INFO[hash_algorithm.name] + digest)
         if isinstance(padding, rsa_padding.PSS):
             mechanism, mgf = _PSS_PARAMS[hash_algorithm.name]
-            salt = padding._salt_length
-            if isinstance(salt, rsa_padding._MaxLength | rsa_padding._Auto):
+            # PSS keeps its salt length private; signing in the HSM must still honour it.
+            salt = padding._salt_length  # noqa: SLF001
+            if isinstance(salt, rsa_padding._MaxLength | rsa_padding._Auto):  # noqa: SLF001
                 salt_length = self.key_size // 8 - hash_algorithm.digest_size - 2
-            elif isinstance(salt, rsa_padding._DigestLength):
+            elif isinstance(salt, rsa_padding._DigestLength):  # noqa: SLF001
                 salt_length = hash_algorithm.digest_size
             else:
                 salt_length = int(salt)

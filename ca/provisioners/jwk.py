@@ -70,12 +70,12 @@ class JWKProvisioner:
     public_jwk: Mapping[str, Any]
     claims: Mapping[str, Any] = field(default_factory=dict)
     options: Mapping[str, Any] = field(default_factory=dict)
-    _key: PublicKey = field(init=False, repr=False, compare=False)
+    public_key: PublicKey = field(init=False, repr=False, compare=False)
     _algorithms: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         key = _public_key(self.public_jwk, self.name)
-        object.__setattr__(self, "_key", key)
+        object.__setattr__(self, "public_key", key)
         object.__setattr__(self, "_algorithms", algorithms_for(key, f"provisioner '{self.name}'"))
 
     @classmethod
@@ -147,7 +147,7 @@ def verify_token(
     alg = check_algorithm(header, provisioner.algorithms, "provisioner key")
     if header.get("kid") != provisioner.kid:
         raise AuthError(f"token kid does not match provisioner '{provisioner.name}'")
-    verify_signature(token, alg, provisioner._key, "provisioner key")
+    verify_signature(token, alg, provisioner.public_key, "provisioner key")
     registered = check_registered(
         token,
         claims,

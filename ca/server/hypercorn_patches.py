@@ -33,14 +33,14 @@ def install() -> None:
         raise RuntimeError(
             f"ledgerca patches Hypercorn {PINNED} internals but {version('hypercorn')} is installed"
         )
-    original = TCPServer._close
+    original = TCPServer._close  # noqa: SLF001 - the pinned version's internals, checked above
 
     async def _close(self: Any) -> None:
         # The TLS session failed earlier; the transport is gone.
         with contextlib.suppress(ssl.SSLError):
             await original(self)
 
-    TCPServer._close = _close  # type: ignore[method-assign]
+    TCPServer._close = _close  # type: ignore[method-assign]  # noqa: SLF001
 
     original_run = TCPServer.run
 

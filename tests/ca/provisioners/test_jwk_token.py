@@ -245,7 +245,7 @@ def _hmac_with_public_key(issuer: Issuer) -> str:
     """The classic confusion: HS256 keyed with the public key, which anyone can fetch."""
     header = {"alg": "HS256", "kid": issuer.provisioner.kid, "typ": "JWT"}
     signing_input = f"{_segment(header)}.{_segment(_claims())}"
-    public_pem = issuer.provisioner._key.public_bytes(
+    public_pem = issuer.provisioner.public_key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
