@@ -35,9 +35,8 @@ from ca.keys.files import KeyType, PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
 from ca.pki.claims import validity
-from ca.pki.leaf import build_leaf, check_leaf
+from ca.pki.issuer import Issuer, TemplateProfile, issue, prepare
 from ca.pki.leaf_rules import LeafRules
-from ca.pki.profiles import new_serial
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
 from ca.policy import combine
 from ca.provisioners.jwk import VerifiedToken, authorize_csr, split_sans, verify_token
@@ -365,7 +364,7 @@ class Authority:
             )
         issuer = snapshot.intermediate
         certificate = self._sign_leaf(
-            issuer,
+            snapshot,
             template,
             cast(PublicKey, csr.public_key()),
             not_before,
@@ -406,7 +405,7 @@ class Authority:
         )
         issuer = snapshot.intermediate
         certificate = self._sign_leaf(
-            issuer, template, public_key, now - timedelta(minutes=1), now + lifetime, []
+            snapshot, template, public_key, now - timedelta(minutes=1), now + lifetime, []
         )
         self.record_issued(
             certificate,
@@ -419,29 +418,26 @@ class Authority:
         assert issuer.certificate is not None
         return [certificate, issuer.certificate]
 
+    def issuer(self, snapshot: Snapshot) -> Issuer:
+        """The active intermediate and its key: what every new certificate is signed with."""
+        active = snapshot.intermediate
+        if active.certificate is None:
+            raise SignerError("the active intermediate has no certificate")
+        return Issuer(active.certificate, self.signing_key(active))
+
     def _sign_leaf(
         self,
-        issuer: ActiveKey,
+        snapshot: Snapshot,
         template: Any,
         public_key: PublicKey,
         not_before: datetime,
         not_after: datetime,
         extensions: list[ProvisionerExtension],
     ) -> x509.Certificate:
-        if issuer.certificate is None:
-            raise SignerError("the active intermediate has no certificate")
-        certificate = build_leaf(
-            template,
-            public_key=public_key,
-            issuer=issuer.certificate,
-            issuer_key=self.signing_key(issuer),
-            serial=new_serial(),
-            not_before=not_before,
-            not_after=min(not_after, issuer.certificate.not_valid_after_utc),
-            extensions=[e.to_extension() for e in extensions],
-        )
-        check_leaf(certificate, issuer.certificate, self.leaf_rules())
-        return certificate
+        profile = TemplateProfile(template, [e.to_extension() for e in extensions])
+        validity = (not_before, not_after)
+        rules = self.leaf_rules(snapshot)
+        return issue(prepare(profile, public_key, validity, self.issuer(snapshot), rules))
 
     def leaf_rules(self, snapshot: Snapshot | None = None) -> LeafRules:
         """What no leaf may carry: the CA's subjects and configured OCSP responders."""

@@ -9,7 +9,7 @@ The same pipeline as issuance, with a certificate as the credential:
 * **authorize** — the certificate is ours (its serial and DER are in `certificates`), not
   revoked, and its provisioner's claims allow it (`authorize_renewal`, pure);
 * **build** — a copy of the old certificate: subject, SANs and every extension, the
-  lifetime kept, a new serial, signed by the current intermediate (`build_renewal`, pure);
+  lifetime kept, a new serial, signed by the current intermediate (`ca.pki.issuer.CopyProfile`);
 * **record** — `x509.issued` with `renewed_from` / `rekeyed_from`, or `x509.revoked`,
   through the authority's group committer. The `certificates` projection re-checks inside
   the append transaction that the old certificate is not revoked, so a revocation
@@ -38,12 +38,10 @@ from sqlalchemy import select
 from ca.authority.authority import Authority, Issued, parse_csr
 from ca.authority.recorder import Actor, RequestInfo
 from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot
-from ca.errors import AuthError, BadRequest, NotFound, PolicyError, SignerError
-from ca.keys.files import PrivateKey, PublicKey
+from ca.errors import AuthError, BadRequest, NotFound, PolicyError
+from ca.keys.files import PublicKey
 from ca.pki.claims import Claims
-from ca.pki.leaf import _signature_hash, check_leaf
-from ca.pki.leaf_rules import LeafRules
-from ca.pki.profiles import new_serial
+from ca.pki.issuer import CopyProfile, issue, prepare
 from ca.pki.provisioner_extension import from_certificate
 
 # The JWS primitives are shared with the JWK provisioner so both verify tokens identically
@@ -71,7 +69,6 @@ __all__ = [
     "RevokeRequest",
     "Revoked",
     "authorize_renewal",
-    "build_renewal",
     "check_reason",
     "check_reason_code",
     "parse_serial",
@@ -228,56 +225,6 @@ def renewal_validity(
     return now - backdate, now + ahead
 
 
-def build_renewal(
-    old: x509.Certificate,
-    *,
-    public_key: PublicKey,
-    issuer: x509.Certificate,
-    issuer_key: PrivateKey,
-    serial: int,
-    not_before: datetime,
-    not_after: datetime,
-    rules: LeafRules,
-) -> x509.Certificate:
-    """A copy of `old` for `public_key`: same subject, SANs and extensions, new serial.
-
-    The authority key identifier names the current issuer; the subject key identifier is
-    recomputed when the key changed (rekey) and kept otherwise.
-    """
-    same_key = public_key == old.public_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(old.subject)
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(min(not_after, issuer.not_valid_after_utc))
-    )
-    if not same_key:
-        builder = builder.add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
-        )
-    for extension in old.extensions:
-        if isinstance(extension.value, x509.AuthorityKeyIdentifier):
-            continue
-        if isinstance(extension.value, x509.SubjectKeyIdentifier) and not same_key:
-            continue
-        builder = builder.add_extension(extension.value, critical=extension.critical)
-    try:
-        issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        aki = x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski)
-    except x509.ExtensionNotFound:
-        aki = x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key())  # type: ignore[arg-type]
-    builder = builder.add_extension(aki, critical=False)
-    try:
-        certificate = builder.sign(issuer_key, _signature_hash(issuer_key))
-    except (ValueError, TypeError) as exc:
-        raise SignerError(f"signing failed: {exc}") from exc
-    check_leaf(certificate, issuer, rules)
-    return certificate
-
-
 # -- renewal and rekey -------------------------------------------------------------------
 
 
@@ -358,19 +305,15 @@ def _reissue(
     claims = record.parsed_claims if record else Claims.from_json(None, None)
     authorize_renewal(old, claims, now=now, via_token=via_token)
     issuer = snapshot.intermediate
-    if issuer.certificate is None:
-        raise SignerError("the active intermediate has no certificate")
-    not_before, not_after = renewal_validity(old, now=now, backdate=claims.backdate)
-    certificate = build_renewal(
-        old,
-        public_key=public_key,
-        issuer=issuer.certificate,
-        issuer_key=authority.signing_key(issuer),
-        serial=new_serial(),
-        not_before=not_before,
-        not_after=not_after,
-        rules=authority.leaf_rules(snapshot),
+    validity = renewal_validity(old, now=now, backdate=claims.backdate)
+    prepared = prepare(
+        CopyProfile(old),
+        public_key,
+        validity,
+        authority.issuer(snapshot),
+        authority.leaf_rules(snapshot),
     )
+    certificate = issue(prepared)
     old_serial = str(old.serial_number)
     actor: dict[str, Any] = {"authenticated_by": "token" if via_token else "mtls"}
     if not via_token:

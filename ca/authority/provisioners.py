@@ -22,7 +22,7 @@ from ca.authority import admins
 from ca.authority.state import load_snapshot
 from ca.errors import BadRequest, ConfigError, NotFound, PolicyError
 from ca.pki.claims import Claims
-from ca.pki.leaf import check_template
+from ca.pki.issuer import check_template
 from ca.pki.leaf_rules import LeafRules
 from ca.provisioners.jwk import JWKProvisioner
 from ca.provisioners.jwk_keys import create_provisioner_key, thumbprint
@@ -108,7 +108,7 @@ def validate_claims(claims: Mapping[str, Any]) -> None:
 
 def validate_options(options: Mapping[str, Any], rules: LeafRules | None = None) -> None:
     """Options are a JSON object with at most an x509 template, which must render with sample
-    data and produce a leaf the release rule accepts (`ca.pki.leaf.check_template`; `rules`
+    data and produce a leaf the release rule accepts (`ca.pki.issuer.check_template`; `rules`
     are the CA's, or a CA with no keys yet when None)."""
     if not isinstance(options, Mapping):
         raise BadRequest("options must be a JSON object")

@@ -1,7 +1,7 @@
-"""The leaf profile: from a rendered template to a signed certificate, then checked.
+"""The parts of a leaf a template names: its subject, SANs and key usages, checked.
 
-Pure: the caller passes the serial, the validity and the issuer; nothing here reads the
-clock or the database.
+`ca.pki.issuer` assembles them into certificates. Pure: nothing here reads the clock or
+the database.
 """
 
 from __future__ import annotations
@@ -9,18 +9,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import idna
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca.errors import BadRequest, PolicyError, SignerError
-from ca.keys.files import PrivateKey, PublicKey
-from ca.pki.leaf_rules import LeafRules, refuse_authority_powers
+from ca.errors import BadRequest, PolicyError
 
 _SUBJECT_OIDS = (
     ("country", NameOID.COUNTRY_NAME),
@@ -33,7 +28,7 @@ _SUBJECT_OIDS = (
     ("serial_number", NameOID.SERIAL_NUMBER),
 )
 
-_EKU = {
+EXTENDED_KEY_USAGES = {
     "serverAuth": ExtendedKeyUsageOID.SERVER_AUTH,
     "clientAuth": ExtendedKeyUsageOID.CLIENT_AUTH,
     "codeSigning": ExtendedKeyUsageOID.CODE_SIGNING,
@@ -130,122 +125,3 @@ def key_usage(names: Sequence[str]) -> x509.KeyUsage:
     for name in names:
         flags[_KEY_USAGE_ARGS[name]] = True
     return x509.KeyUsage(**flags)
-
-
-def _signature_hash(key: PrivateKey) -> hashes.SHA256 | None:
-    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
-
-
-def build_leaf(
-    template: Any,
-    *,
-    public_key: PublicKey,
-    issuer: x509.Certificate,
-    issuer_key: PrivateKey,
-    serial: int,
-    not_before: datetime,
-    not_after: datetime,
-    extensions: Sequence[x509.ExtensionType] = (),
-) -> x509.Certificate:
-    subject = subject_name(template.subject)
-    sans = general_names(template.sans)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(serial)
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
-    try:
-        aki = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(aki), critical=False
-        )
-    except x509.ExtensionNotFound:
-        builder = builder.add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer.public_key()),  # type: ignore[arg-type]
-            critical=False,
-        )
-    if template.key_usage:
-        builder = builder.add_extension(key_usage(template.key_usage), critical=True)
-    if template.ext_key_usage:
-        builder = builder.add_extension(
-            x509.ExtendedKeyUsage([_EKU[name] for name in template.ext_key_usage]), critical=False
-        )
-    if sans:
-        # RFC 5280: the SAN extension is critical when the subject is empty.
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(sans), critical=len(subject) == 0
-        )
-    crl_urls = list(getattr(template, "crl_distribution_points", ()) or ())
-    if crl_urls:
-        builder = builder.add_extension(
-            x509.CRLDistributionPoints(
-                [
-                    x509.DistributionPoint([x509.UniformResourceIdentifier(u)], None, None, None)
-                    for u in crl_urls
-                ]
-            ),
-            critical=False,
-        )
-    access = [
-        x509.AccessDescription(
-            AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(u)
-        )
-        for u in getattr(template, "ocsp_server", ()) or ()
-    ] + [
-        x509.AccessDescription(
-            AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(u)
-        )
-        for u in getattr(template, "issuing_certificate_url", ()) or ()
-    ]
-    if access:
-        builder = builder.add_extension(x509.AuthorityInformationAccess(access), critical=False)
-    for extension in extensions:
-        builder = builder.add_extension(extension, critical=False)
-    if len(subject) == 0 and not sans:
-        raise PolicyError("the certificate would have neither a subject nor a SAN")
-    try:
-        return builder.sign(issuer_key, _signature_hash(issuer_key))
-    except (ValueError, TypeError) as exc:
-        raise SignerError(f"signing failed: {exc}") from exc
-
-
-def check_leaf(certificate: x509.Certificate, issuer: x509.Certificate, rules: LeafRules) -> None:
-    """Pre-release lint: no CA powers (`refuse_authority_powers`), a strong key, and it chains."""
-    refuse_authority_powers(certificate, rules)
-    key = certificate.public_key()
-    if isinstance(key, rsa.RSAPublicKey) and key.key_size < 2048:
-        raise PolicyError(f"RSA key of {key.key_size} bits: at least 2048 are required")
-    certificate.verify_directly_issued_by(issuer)
-
-
-def check_template(template: Any, rules: LeafRules) -> None:
-    """The release rule, applied when a template is added: a throwaway leaf built from the
-    rendered template (on a throwaway issuer) must pass `refuse_authority_powers`."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC).replace(microsecond=0)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "ledgerca template check")])
-    issuer = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(1)
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(minutes=1))
-        .sign(key, hashes.SHA256())
-    )
-    leaf = build_leaf(
-        template,
-        public_key=key.public_key(),
-        issuer=issuer,
-        issuer_key=key,
-        serial=2,
-        not_before=now,
-        not_after=now + timedelta(minutes=1),
-    )
-    refuse_authority_powers(leaf, rules)

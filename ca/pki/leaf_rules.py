@@ -4,10 +4,10 @@ A leaf that can sign OCSP responses, certificates or CRLs, that constrains names
 claims a CA's own subject, or that points relying parties at an OCSP responder or issuer
 the CA did not configure, is a CA power handed to whoever holds its key: with `ocspSigning`
 and the intermediate's subject, a leaf signs a "good" answer for a revoked certificate and
-`openssl ocsp` believes it. `refuse_authority_powers` is the one rule, applied to the
-certificate about to be released (issuance, renewal, rekey) and, through
-`ca.pki.leaf.check_template`, to a provisioner's template when it is added or changed, so a template
-that could never issue is refused at once instead of failing every issuance later.
+`openssl ocsp` believes it. `refuse_authority_powers` is the one rule. `ca.pki.issuer.check`
+applies it to every certificate before it is signed (issuance, renewal, rekey, the CA's own
+TLS certificate) and, through `ca.pki.issuer.check_template`, to a provisioner's template
+when it is added or changed.
 """
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ class LeafRules:
         return cls(tuple(c.subject for c in certificates if c is not None), ocsp_urls)
 
 
-def refuse_authority_powers(certificate: x509.Certificate, rules: LeafRules) -> None:
-    """PolicyError (403) when `certificate` would hold a power only the CA may hold."""
-    extensions = certificate.extensions
+def refuse_authority_powers(
+    subject: x509.Name, extensions: x509.Extensions, rules: LeafRules
+) -> None:
+    """PolicyError (403) when a certificate with this subject and these extensions would
+    hold a power only the CA may hold."""
     constraints = _get(extensions, x509.BasicConstraints)
     if constraints is not None and constraints.ca:
         raise PolicyError("a leaf cannot be a CA (basicConstraints CA:TRUE)")
@@ -63,10 +65,8 @@ def refuse_authority_powers(certificate: x509.Certificate, rules: LeafRules) -> 
                 f"a leaf cannot point at {str(url)[:80]!r}: the CA adds only its configured"
                 " ocsp_url to authorityInfoAccess"
             )
-    if len(certificate.subject) and certificate.subject in rules.ca_subjects:
-        raise PolicyError(
-            f"a leaf cannot have a CA's subject {certificate.subject.rfc4514_string()!r}"
-        )
+    if len(subject) and subject in rules.ca_subjects:
+        raise PolicyError(f"a leaf cannot have a CA's subject {subject.rfc4514_string()!r}")
 
 
 def _get(extensions: x509.Extensions, kind: type[E]) -> E | None:

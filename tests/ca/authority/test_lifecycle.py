@@ -20,7 +20,6 @@ import migrations
 from ca.authority.lifecycle import (
     RENEW_TOKEN_ISSUER,
     authorize_renewal,
-    build_renewal,
     check_reason_code,
     parse_serial,
     renewal_validity,
@@ -29,6 +28,7 @@ from ca.authority.lifecycle import (
 from ca.client.lifecycle import Credentials, renew_at, renew_token
 from ca.errors import AuthError, BadRequest
 from ca.pki.claims import Claims
+from ca.pki.issuer import CopyProfile, Issuer, issue, prepare
 from ca.pki.leaf_rules import LeafRules
 from ca.pki.provisioner_extension import ProvisionerExtension, from_certificate
 from ca.tokens import audiences
@@ -321,11 +321,12 @@ def test_the_renewed_certificate_copies_names_and_extensions(pki: Hierarchy, rek
     old = pki.leaf(key)
     new_key = ec.generate_private_key(ec.SECP256R1()) if rekey else key
     start, end = renewal_validity(old, now=NOW, backdate=timedelta(minutes=1))
-    new = build_renewal(
-        old, public_key=new_key.public_key(), issuer=pki.intermediate,
-        issuer_key=pki.intermediate_key, serial=12345, not_before=start, not_after=end,
-        rules=LeafRules.of((pki.root, pki.intermediate), ()),
+    prepared = prepare(
+        CopyProfile(old), new_key.public_key(), (start, end),
+        Issuer(pki.intermediate, pki.intermediate_key),
+        LeafRules.of((pki.root, pki.intermediate), ()), serial=12345,
     )  # fmt: skip
+    new = issue(prepared)
     assert new.serial_number == 12345
     assert new.subject.public_bytes() == old.subject.public_bytes()
     assert new.public_key() == new_key.public_key()
