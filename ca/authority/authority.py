@@ -14,7 +14,7 @@ import dataclasses
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +22,6 @@ from typing import Any, TypeVar, cast
 
 import structlog
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
@@ -35,11 +34,15 @@ from ca.keys.files import KeyType, PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
 from ca.pki.claims import validity
+from ca.pki.csr import parse_csr
 from ca.pki.issuer import Issuer, TemplateProfile, issue, prepare
 from ca.pki.leaf_rules import LeafRules
-from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
+from ca.pki.provisioner_extension import ProvisionerExtension
+from ca.pki.sans import split_sans
 from ca.policy import combine
-from ca.provisioners.jwk import VerifiedToken, authorize_csr, split_sans, verify_token
+from ca.provisioners.base import Context, Provisioner, ProvisionerRef, Unprovisioned
+from ca.provisioners.jwk import JWKProvisioner, VerifiedToken
+from ca.provisioners.sshpop import SSHPOP
 from ca.runtime import Runtime
 from ca.templates.x509 import SAN as TemplateSAN
 from ca.templates.x509 import (
@@ -55,6 +58,9 @@ from ledger import catalogue as ev
 
 log = structlog.get_logger("ledgerca.authority")
 T = TypeVar("T")
+
+SSHPOP_PROVISIONER = SSHPOP()
+UNPROVISIONED = Unprovisioned()
 
 GO_CIPHER_NAMES = {
     "ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
@@ -124,7 +130,7 @@ def key_type_of(public_key: object) -> KeyType:
     return "EC"
 
 
-def check_names(snapshot: Snapshot, record: Any, template: CertificateTemplate) -> None:
+def check_names(snapshot: Snapshot, record: ProvisionerRef, template: CertificateTemplate) -> None:
     """The authority's and the provisioner's name policies, on the names being certified."""
     authority_policy = snapshot.policies.get("authority")
     provisioner_policy = snapshot.policies.get(f"provisioner/{record.id}")
@@ -148,20 +154,8 @@ def check_names(snapshot: Snapshot, record: Any, template: CertificateTemplate) 
     )
 
 
-def parse_csr(text: str) -> x509.CertificateSigningRequest:
-    if not text:
-        raise BadRequest("missing csr")
-    try:
-        csr = x509.load_pem_x509_csr(text.encode())
-    except (ValueError, TypeError, UnicodeEncodeError):
-        raise BadRequest("invalid csr") from None
-    try:
-        valid = csr.is_signature_valid
-    except (ValueError, TypeError, UnsupportedAlgorithm):
-        valid = False
-    if not valid:
-        raise BadRequest("invalid csr: its signature does not verify")
-    return csr
+def certificates_of(keys: Sequence[ActiveKey]) -> tuple[x509.Certificate, ...]:
+    return tuple(k.certificate for k in keys if k.certificate is not None)
 
 
 class Authority:
@@ -251,26 +245,52 @@ class Authority:
 
     # -- issuance ----------------------------------------------------------------------
 
-    def verify_jwk_token(
-        self, snapshot: Snapshot, token: str, accepted: frozenset[str], *, now: datetime
-    ) -> tuple[ProvisionerRecord, VerifiedToken]:
-        """Find the JWK provisioner a token names (`iss` + `kid`) and verify the token with
-        step-ca's rules for one of the `accepted` audiences; AuthError otherwise."""
+    def context(self, snapshot: Snapshot, now: datetime) -> Context:
+        """What provisioners may know when they authorize a request."""
+        return Context(
+            now=now,
+            ca_started=self.started_at,
+            dns_names=self.runtime.config.dns_names,
+            roots=certificates_of(snapshot.roots),
+            intermediates=certificates_of(snapshot.intermediates),
+        )
+
+    def provisioner_for_token(self, snapshot: Snapshot, token: str) -> Provisioner:
+        """The provisioner a token names: SSHPOP by its header, else the one whose name and
+        key id are the token's `iss` and `kid`; AuthError if there is none. Nothing about
+        the token is trusted yet: the provisioner verifies it."""
         unverified = peek(token)
+        if "sshpop" in unverified.header:
+            return SSHPOP_PROVISIONER
         record = snapshot.by_issuer_kid.get(
             (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
         )
         if record is None or record.jwk is None:
             raise AuthError("no provisioner for the token's issuer and key id")
-        verified = verify_token(
-            token,
-            record.jwk,
-            accepted_audiences=accepted,
-            now=now,
-            ca_started=self.started_at,
-            unverified=unverified,
-        )
-        return record, verified
+        return record.jwk
+
+    def provisioner_by_id(self, snapshot: Snapshot, provisioner_id: str | None) -> Provisioner:
+        """The provisioner the ledger recorded for a certificate (only the id counts: a name
+        is a label, and a provisioner removed and re-added under it is another one)."""
+        if not provisioner_id:
+            return UNPROVISIONED
+        record = next((p for p in snapshot.provisioners if p.id == provisioner_id), None)
+        if record is None:
+            raise AuthError("the provisioner of the certificate no longer exists")
+        if record.jwk is None:
+            raise AuthError(f"provisioner type {record.type} cannot authorize this request")
+        return record.jwk
+
+    def verify_jwk_token(
+        self, snapshot: Snapshot, token: str, accepted: frozenset[str], *, now: datetime
+    ) -> tuple[ProvisionerRecord, VerifiedToken]:
+        """A JWK provisioner's one-time token for one of the `accepted` audiences (the admin
+        API's); AuthError otherwise."""
+        provisioner = self.provisioner_for_token(snapshot, token)
+        if not isinstance(provisioner, JWKProvisioner):
+            raise AuthError("the token is not a JWK provisioner's one-time token")
+        record = next(p for p in snapshot.provisioners if p.id == provisioner.id)
+        return record, provisioner.verify(token, accepted, self.context(snapshot, now))
 
     def sign(self, request: SignRequest, info: RequestInfo) -> Issued:
         """Authenticate, authorize, build, check and sign; return once the event committed."""
@@ -332,54 +352,48 @@ class Authority:
         csr = parse_csr(request.csr)
         if not request.ott:
             raise BadRequest("missing ott")
-        record, token = self.verify_jwk_token(snapshot, request.ott, self.sign_audiences, now=now)
-        sans = authorize_csr(token, csr)
-        claims = record.parsed_claims
+        provisioner = self.provisioner_for_token(snapshot, request.ott)
+        grant = provisioner.authorize_sign(request.ott, csr, self.context(snapshot, now))
         not_before, not_after = validity(
-            claims, now=now, not_before=request.not_before, not_after=request.not_after
+            grant.claims, now=now, not_before=request.not_before, not_after=request.not_after
         )
-        x509_options = record.options.get("x509") if isinstance(record.options, dict) else None
-        names = [san.value for san in sans]
+        names = [san.value for san in grant.sans]
         key_type = key_type_of(csr.public_key())
-        if isinstance(x509_options, dict) and isinstance(x509_options.get("template"), str):
+        if grant.template is not None:
             template = render(
-                x509_options["template"],
+                grant.template,
                 template_data(
-                    subject_cn=token.subject,
+                    subject_cn=grant.subject,
                     sans=names,
-                    token_claims=token.claims,
+                    token_claims=grant.token_claims,
                     csr=csr,
                     user_data=request.template_data,  # only custom templates see user data
                     key_type=key_type,
                 ),
             )
         else:
-            template = default_leaf(token.subject, names, key_type)
+            template = default_leaf(grant.subject, names, key_type)
         template = self._with_revocation_urls(template)
-        check_names(snapshot, record, template)
-        extensions = []
-        if not claims.disable_smallstep_extensions:
-            extensions.append(
-                ProvisionerExtension(PROVISIONER_TYPES["JWK"], record.name, record.kid or "")
-            )
-        issuer = snapshot.intermediate
+        check_names(snapshot, grant.provisioner, template)
         certificate = self._sign_leaf(
             snapshot,
             template,
             cast(PublicKey, csr.public_key()),
             not_before,
             not_after,
-            extensions,
+            list(grant.extensions),
         )
+        issuer = snapshot.intermediate
         append = self._issued_event(
             certificate,
             issuer,
             sans=[{"type": s.type, "value": s.value} for s in template.sans],
-            provisioner={"id": record.id, "name": record.name, "type": record.type},
-            token_id=token.token_id,
+            provisioner=grant.provisioner.payload(),
+            token_id=grant.token_id,
             info=info,
         )
-        return PreparedIssue(certificate, self.chain_pems(certificate, issuer), record.name, append)
+        name = grant.provisioner.name
+        return PreparedIssue(certificate, self.chain_pems(certificate, issuer), name, append)
 
     def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
         """The configured CRL and OCSP URLs, unless the template chose its own."""

@@ -8,7 +8,7 @@ transaction) → respond. A certificate leaves only after its event committed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,9 +33,8 @@ from ca.ssh.certificates import (
     times_of,
 )
 from ca.ssh.keys import fingerprint
-from ca.ssh.options import SSHOptions, check_principals, merge_options, token_options
+from ca.ssh.options import SSHOptions, check_principals
 from ca.ssh.validity import ssh_validity
-from ca.tokens import audiences
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 from projections.ssh_certificates import SSHCertificateRevoked, UnknownSSHCertificate
@@ -47,7 +46,6 @@ __all__ = [
     "ca_key_for",
     "record_issued",
     "sign",
-    "ssh_audiences",
 ]
 
 
@@ -74,15 +72,6 @@ class SSHIssued:
     position: int
 
 
-def ssh_audiences(dns_names: Iterable[str], op: str) -> frozenset[str]:
-    """Accepted audiences for `ssh/<op>`; sign tokens may also name the X.509 sign URLs."""
-    names = tuple(dns_names)
-    accepted = audiences(names, f"ssh/{op}")
-    if op == "sign":
-        accepted |= audiences(names, "sign")
-    return accepted
-
-
 def ca_key_for(snapshot: Snapshot, cert_type: CertType) -> ActiveKey:
     keys = snapshot.ssh_user_keys if cert_type == "user" else snapshot.ssh_host_keys
     if not keys:
@@ -100,18 +89,19 @@ def ca_signer(authority: Authority, key: ActiveKey) -> PrivateKey:
 
 
 def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SSHIssued:
+    """`POST /ssh/sign`: authorize, check principals, issue, record."""
     now = authority.clock()
     snapshot = authority.snapshot()
     public_key = parse_public_key(request.public_key)
     if not request.ott:
         raise BadRequest("missing ott")
-    accepted = ssh_audiences(authority.runtime.config.dns_names, "sign")
-    record, token = authority.verify_jwk_token(snapshot, request.ott, accepted, now=now)
-    options = merge_options(request.options, token_options(token.claims), subject=token.subject)
+    grant = authority.provisioner_for_token(snapshot, request.ott).authorize_ssh_sign(
+        request.ott, request.options, authority.context(snapshot, now)
+    )
+    options, provisioner = grant.options, grant.provisioner
     cert_type: CertType = "host" if options.cert_type == "host" else "user"
-    claims = record.parsed_claims
     valid_after, valid_before = ssh_validity(
-        claims,
+        grant.claims,
         cert_type,
         now=now,
         valid_after=options.valid_after,
@@ -121,8 +111,8 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         cert_type,
         options.principals,
         authority_policy=snapshot.policies.get("authority"),
-        provisioner_policy=snapshot.policies.get(f"provisioner/{record.id}"),
-        provisioner_name=record.name,
+        provisioner_policy=snapshot.policies.get(f"provisioner/{provisioner.id}"),
+        provisioner_name=provisioner.name,
     )
     issuer = ca_key_for(snapshot, cert_type)
     certificate = build_certificate(
@@ -138,16 +128,15 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         ca_key=ca_signer(authority, issuer),
         serial=new_ssh_serial(),
     )
-    provisioner = {"id": record.id, "name": record.name, "type": record.type}
     position = record_issued(
         authority,
         certificate,
         issuer,
-        provisioner=provisioner,
-        token_id=token.token_id,
+        provisioner=provisioner.payload(),
+        token_id=grant.token_id,
         info=info,
     )
-    return SSHIssued(certificate, str(certificate.serial), record.name, position)
+    return SSHIssued(certificate, str(certificate.serial), provisioner.name, position)
 
 
 def record_issued(

@@ -1,16 +1,17 @@
 """SSH renewal, rekey and revocation.
 
-Renew and rekey take an SSHPOP token for a current, unrevoked host certificate of ours and
-return a new certificate with the same type, key id, principals, extensions and lifetime
-(rekey: for a new public key), signed by the active CA key. Revoke takes a JWK one-time
-token whose subject is the serial, or an SSHPOP token of the certificate itself. The
-`ssh_certificates` projection re-checks inside the append transaction that the old
-certificate was not revoked meanwhile, on whichever instance.
+Renew and rekey take an SSHPOP token (`ca.provisioners.sshpop`) for a current, unrevoked
+host certificate of ours and return a new certificate with the same type, key id,
+principals, extensions and lifetime (rekey: for a new public key), signed by the active
+CA key. Revoke takes a provisioner's one-time token whose subject is the serial, or an
+SSHPOP token of the certificate itself. The `ssh_certificates` projection re-checks inside
+the append transaction that the old certificate was not revoked meanwhile, on whichever
+instance.
 """
 
 from __future__ import annotations
 
-import re
+import dataclasses
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -20,11 +21,11 @@ from sqlalchemy import select
 from ca.authority.authority import Authority
 from ca.authority.lifecycle import RevokeRequest, check_reason
 from ca.authority.recorder import Actor, RequestInfo
-from ca.authority.ssh_issuance import SSHIssued, ca_key_for, ca_signer, record_issued, ssh_audiences
-from ca.errors import AuthError, BadRequest, NotFound, PolicyError
-from ca.keys.files import PublicKey
+from ca.authority.ssh_issuance import SSHIssued, ca_key_for, ca_signer, record_issued
+from ca.errors import AuthError, BadRequest, NotFound
 from ca.pki.profiles import BACKDATE
-from ca.provisioners.jwk import verify_token
+from ca.pki.serials import parse_ssh_serial
+from ca.provisioners.base import Context, SSHCertificateGrant
 from ca.ssh.certificates import (
     SSHPublicKey,
     SSHRequest,
@@ -37,8 +38,6 @@ from ca.ssh.certificates import (
     times_of,
 )
 from ca.ssh.inventory import ca_keys
-from ca.ssh.sshpop import SSHPOPToken, verify_sshpop
-from ca.tokens import peek
 from ledger import NewEvent, format_time
 from ledger import catalogue as ev
 from projections.ssh_certificates import (
@@ -49,37 +48,12 @@ from projections.ssh_certificates import (
 
 __all__ = ["SSHRevoked", "parse_ssh_serial", "rekey", "renew", "revoke"]
 
-_DECIMAL = re.compile(r"[0-9]+")
-_HEX = re.compile(r"0[xX][0-9a-fA-F]+")
-
 
 @dataclass(frozen=True)
 class SSHRevoked:
     serial: str
     position: int
     provisioner: str | None
-
-
-def parse_ssh_serial(text: str) -> str:
-    """An SSH serial as a decimal string: a uint64 in decimal or `0x` hexadecimal."""
-    text = text.strip()
-    if not text:
-        raise BadRequest("missing serial")
-    if _DECIMAL.fullmatch(text):
-        value = int(text, 10)
-    elif _HEX.fullmatch(text):
-        value = int(text, 16)
-    else:
-        raise BadRequest(f"'{text[:40]}' is not a valid SSH serial number")
-    if not 0 < value < 2**64:
-        raise BadRequest(f"'{text[:40]}' is not a valid SSH serial number (a uint64)")
-    return str(value)
-
-
-def _ca_keys(authority: Authority) -> list[PublicKey]:
-    # Retired keys too, so hosts renew into a rotated key. A certificate forged with a
-    # retired (say, leaked) key still fails: it must be the very one the ledger recorded.
-    return [k.public_key for k in ca_keys(authority.runtime.engine)]
 
 
 def _ours_and_current(authority: Authority, certificate: SSHCertificate) -> None:
@@ -99,31 +73,29 @@ def _ours_and_current(authority: Authority, certificate: SSHCertificate) -> None
         raise AuthError("sshpop certificate has been revoked")
 
 
-def _sshpop(authority: Authority, ott: str, op: str) -> SSHPOPToken:
-    if not ott:
-        raise BadRequest("missing ott")
-    token = verify_sshpop(
-        ott,
-        ca_keys=_ca_keys(authority),
-        accepted_audiences=ssh_audiences(authority.runtime.config.dns_names, op),
-        now=authority.clock(),
+def _ssh_context(authority: Authority) -> Context:
+    """The context of an SSH request: every SSH CA key the ledger knows, retired ones too,
+    so hosts renew into a rotated key. A certificate forged with a retired (say, leaked)
+    key still fails: it must be the very one the ledger recorded."""
+    snapshot = authority.snapshot()
+    return dataclasses.replace(
+        authority.context(snapshot, authority.clock()),
+        ssh_ca_keys=tuple(k.public_key for k in ca_keys(authority.runtime.engine)),
+        check_ssh_certificate=lambda certificate: _ours_and_current(authority, certificate),
     )
-    _ours_and_current(authority, token.certificate)
-    return token
 
 
 def _reissue(
     authority: Authority,
-    token: SSHPOPToken,
+    grant: SSHCertificateGrant,
     public_key: SSHPublicKey,
     info: RequestInfo,
     *,
     rekey: bool,
 ) -> SSHIssued:
-    old = token.certificate
+    """The old certificate's type, key id, principals, extensions and lifetime, from now."""
+    old = grant.certificate
     cert_type = cert_type_of(old)
-    if cert_type != "host":
-        raise AuthError("sshpop certificate must be a host ssh certificate")
     old_after, old_before = times_of(old)
     now = authority.clock().replace(microsecond=0)
     valid_after = now - BACKDATE
@@ -144,77 +116,67 @@ def _reissue(
         ca_key=ca_signer(authority, issuer),
         serial=new_ssh_serial(),
     )
+    ref = grant.provisioner
     position = record_issued(
         authority,
         certificate,
         issuer,
-        provisioner=None,
-        token_id=token.token_id,
+        provisioner=ref.payload() if ref else None,
+        token_id=grant.token_id,
         info=info,
-        renewed_from=None if rekey else token.serial,
-        rekeyed_from=token.serial if rekey else None,
-        actor_extra={"sshpop_serial": token.serial},
+        renewed_from=None if rekey else grant.serial,
+        rekeyed_from=grant.serial if rekey else None,
+        actor_extra=grant.actor_extra,
     )
-    return SSHIssued(certificate, str(certificate.serial), None, position)
+    return SSHIssued(certificate, str(certificate.serial), ref.name if ref else None, position)
+
+
+def _token(ott: str) -> str:
+    if not ott:
+        raise BadRequest("missing ott")
+    return ott
 
 
 def renew(authority: Authority, ott: str, info: RequestInfo) -> SSHIssued:
-    token = _sshpop(authority, ott, "renew")
-    public_key = token.certificate.public_key()
-    return _reissue(authority, token, public_key, info, rekey=False)
+    """`POST /ssh/renew`: the same certificate, for the same key, from now."""
+    token = _token(ott)
+    provisioner = authority.provisioner_for_token(authority.snapshot(), token)
+    grant = provisioner.authorize_ssh_renew(token, _ssh_context(authority))
+    return _reissue(authority, grant, grant.certificate.public_key(), info, rekey=False)
 
 
 def rekey(authority: Authority, ott: str, public_key: str, info: RequestInfo) -> SSHIssued:
+    """`POST /ssh/rekey`: the same certificate for a new key."""
     new_key = parse_public_key(public_key)
-    token = _sshpop(authority, ott, "rekey")
-    return _reissue(authority, token, new_key, info, rekey=True)
+    token = _token(ott)
+    provisioner = authority.provisioner_for_token(authority.snapshot(), token)
+    grant = provisioner.authorize_ssh_rekey(token, _ssh_context(authority))
+    return _reissue(authority, grant, new_key, info, rekey=True)
 
 
 def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> SSHRevoked:
+    """`POST /ssh/revoke` with a provisioner's one-time token or an SSHPOP token."""
     serial = parse_ssh_serial(request.serial)
     check_reason(request.reason)
     if not request.ott:
         raise AuthError("missing ott: SSH revocation needs a one-time or SSHPOP token")
-    now = authority.clock()
-    provisioner: dict[str, str] | None = None
-    if "sshpop" in peek(request.ott).header:
-        token = _sshpop(authority, request.ott, "revoke")
-        if token.serial != serial or token.subject != serial:
-            raise PolicyError(f"the sshpop token does not name serial number {serial}")
-        token_id = token.token_id
-    else:
-        snapshot = authority.snapshot()
-        unverified = peek(request.ott)
-        record = snapshot.by_issuer_kid.get(
-            (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
-        )
-        if record is None or record.jwk is None:
-            raise AuthError("no provisioner for the token's issuer and key id")
-        verified = verify_token(
-            request.ott,
-            record.jwk,
-            accepted_audiences=ssh_audiences(authority.runtime.config.dns_names, "revoke"),
-            now=now,
-            ca_started=authority.started_at,
-        )
-        if verified.subject != serial:
-            raise PolicyError(f"token subject {verified.subject[:40]!r} is not serial {serial}")
-        token_id = verified.token_id
-        provisioner = {"id": record.id, "name": record.name, "type": record.type}
-    stream = ev.ssh_stream(serial)
+    context = _ssh_context(authority)
+    provisioner = authority.provisioner_for_token(authority.snapshot(), request.ott)
+    grant = provisioner.authorize_ssh_revoke(request.ott, serial, context)
+    ref = grant.provisioner.payload() if grant.provisioner else None
     event = NewEvent(
-        stream,
+        ev.ssh_stream(serial),
         ev.SSH_REVOKED,
         {
             "serial": serial,
             "reason_code": request.reason_code,
             "reason": request.reason,
-            "revoked_at": format_time(now),
-            "provisioner": provisioner,
-            "token_id": token_id,
+            "revoked_at": format_time(context.now),
+            "provisioner": ref,
+            "token_id": grant.token_id,
         },
     )
-    actor = Actor.of(authority.instance, info, provisioner, token_id)
+    actor = Actor.of(authority.instance, info, ref, grant.token_id, grant.actor_extra)
     (recorded,) = authority.recorder.record(
         [event],
         actor,
@@ -227,4 +189,4 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
             ),
         },
     )
-    return SSHRevoked(serial, recorded.position, provisioner["name"] if provisioner else None)
+    return SSHRevoked(serial, recorded.position, ref["name"] if ref else None)

@@ -56,10 +56,11 @@ def main() -> None:
     cli(prog_name="ledgerca")
 
 
-# Registered last: the command modules import `cli` from here.
-from ca.cli import (  # noqa: E402, F401
+# Every command, registered here and nowhere else; the command modules never import this one.
+from ca.cli import (  # noqa: E402 - after `cli`, so the package is whole before they load
     admin,
     audit,
+    audit_forensics,
     client,
     crl,
     database,
@@ -74,3 +75,31 @@ from ca.cli import (  # noqa: E402, F401
     setup,
     ssh,
 )
+
+COMMANDS: tuple[click.Command, ...] = (
+    setup.init,
+    setup.up,
+    serve.serve,
+    client.bootstrap,
+    client.token,
+    client.certificate,
+    client.inspect,
+    lifecycle.renew,
+    lifecycle.rekey,
+    lifecycle.revoke,
+    passwords.change_password,
+    provisioner.provisioner,
+    admin.admin_group,
+    policy.policy,
+    ssh.ssh,
+    crl.crl_group,
+    rotate.rotate,
+    audit.audit_group,
+    ledger.ledger_group,
+    projections.projections_group,
+    database.db,
+)
+for _command in COMMANDS:
+    cli.add_command(_command)
+for _command in (audit_forensics.at, audit_forensics.show, audit_forensics.find):
+    audit.audit_group.add_command(_command)

@@ -11,13 +11,12 @@ import click
 from ca.authority import admins
 from ca.authority.initialize import actor
 from ca.authority.provisioners import find
-from ca.cli import cli
 from ca.cli.output import say
 from ca.home import Home
 from ca.runtime import open_runtime
 
 
-@cli.group(name="admin")
+@click.group(name="admin")
 def admin_group() -> None:
     """Admins of the admin API (/admin/...): subjects bound to a provisioner."""
 

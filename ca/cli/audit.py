@@ -23,7 +23,6 @@ from ca.audit.ledger_key import (
 from ca.audit.verify import audit, check_exported
 from ca.authority.initialize import actor
 from ca.authority.state import load_snapshot
-from ca.cli import cli
 from ca.cli.ledger import progress_bar
 from ca.cli.output import say
 from ca.errors import ConfigError
@@ -39,7 +38,7 @@ from ledger import catalogue as ev
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
 
-@cli.group(name="audit")
+@click.group(name="audit")
 def audit_group() -> None:
     """Signed checkpoints, verification, inclusion proofs, point in time, forensics."""
 
@@ -270,7 +269,3 @@ def check_proof(proof_file: Path, checkpoint_file: Path, ledger_pubkey: Path) ->
         f"proof verified: position {checked.position} {what} is in"
         f" the tree of {checked.tree_size} events with root {checked.root_hash}"
     )
-
-
-# Registered last: the module adds its commands to `audit_group`.
-from ca.cli import audit_forensics  # noqa: E402, F401

@@ -14,7 +14,6 @@ import click
 from ca.audit import forensics
 from ca.audit.errors import AuditError
 from ca.authority.pointintime import Moment, View, moment_at, moment_of
-from ca.cli.audit import audit_group
 from ca.cli.ledger import parse_since
 from ca.cli.output import printable, say
 from ca.home import Home
@@ -34,7 +33,7 @@ def resolve_moment(runtime: Runtime, when: str | None, position: int | None) -> 
     return moment_at(runtime.engine, parse_since(when))
 
 
-@audit_group.command()
+@click.command()
 @click.argument("when", metavar="TIME", required=False)
 @click.option("--position", type=int, help="As of this ledger position instead of a time.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
@@ -85,7 +84,7 @@ def at(
             say(f"{what} as of then written to {path}", err=True)
 
 
-@audit_group.command()
+@click.command()
 @click.option("--serial", required=True, help="The certificate (decimal, 0x… or aa:bb:…).")
 @click.option("--json", "as_json", is_flag=True, help="Print the story as JSON.")
 @click.pass_obj
@@ -127,7 +126,7 @@ def show(home: Home, serial: str, as_json: bool) -> None:
         )
 
 
-@audit_group.command()
+@click.command()
 @click.option("--provisioner", help="Issued through this provisioner (name).")
 @click.option("--san", help="A SAN or the CN matches this glob (*.internal).")
 @click.option("--status", type=click.Choice(forensics.STATUSES))

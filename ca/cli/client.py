@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from ca.cli import cli
 from ca.client.session import (
     CAResponseError,
     Session,
@@ -36,7 +35,7 @@ from ca.errors import BadRequest, CAError, ConfigError
 from ca.home import Home
 from ca.keys.files import PrivateKey, generate_private_key, write_private_file, write_public_file
 from ca.pki.provisioner_extension import PROVISIONER_TYPES, from_certificate
-from ca.provisioners.jwk import split_sans
+from ca.pki.sans import split_sans
 from ca.tokens import peek
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -65,7 +64,7 @@ def _provisioner_options(command: F) -> F:
     return command
 
 
-@cli.command()
+@click.command()
 @click.option("--ca-url", required=True, help="The CA's URL, https://host[:port].")
 @click.option("--fingerprint", required=True, help="SHA-256 fingerprint of the CA's root (hex).")
 @click.option("--force", is_flag=True, help="Replace a different root saved earlier.")
@@ -78,7 +77,7 @@ def bootstrap(home: Home, ca_url: str, fingerprint: str, force: bool) -> None:
     click.echo(f"The CA URL and root fingerprint have been saved in {result.config_path}")
 
 
-@cli.command()
+@click.command()
 @click.argument("subject")
 @click.option("--san", multiple=True, help="A SAN the token authorizes (repeat; default SUBJECT).")
 @_provisioner_options
@@ -131,7 +130,7 @@ def token(
     click.echo(signer.token(claims))
 
 
-@cli.command()
+@click.command()
 @click.argument("subject")
 @click.argument("crt", type=FilePath)
 @click.argument("key", type=FilePath)
@@ -291,7 +290,7 @@ def _chain_from(body: Any, session: Session) -> list[x509.Certificate]:
 # -- inspect -----------------------------------------------------------------------------
 
 
-@cli.command()
+@click.command()
 @click.argument("crt", type=click.Path(path_type=Path, dir_okay=False, exists=True))
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
 def inspect(crt: Path, as_json: bool) -> None:

@@ -11,7 +11,6 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from ca.cli import cli
 from ca.client.session import CAResponseError, Session, check_response, load_session, reaching
 from ca.crl.builder import pem_crl
 from ca.crl.index import index_entries
@@ -26,7 +25,7 @@ from ca.runtime import Runtime, open_runtime
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
 
-@cli.group(name="crl")
+@click.group(name="crl")
 def crl_group() -> None:
     """Certificate revocation lists: the CA's CRL, index.txt, the offline root's CRL."""
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import click
 
 import migrations
-from ca.cli import cli
 from ca.config import load_config
 from ca.home import Home
 from ledger import create_engine
 
 
-@cli.group()
+@click.group()
 def db() -> None:
     """The database schema."""
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import click
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from ca.cli import cli
 from ca.config import load_config
 from ca.home import Home
 from ca.runtime import open_runtime
@@ -55,7 +54,7 @@ def progress_bar(description: str) -> Iterator[ProgressCallback | None]:
         yield update
 
 
-@cli.group(name="ledger")
+@click.group(name="ledger")
 def ledger_group() -> None:
     """The event ledger itself."""
 

@@ -16,7 +16,6 @@ from types import FrameType
 
 import click
 
-from ca.cli import cli
 from ca.cli.client import _ca_options, _provisioner_options
 from ca.client.lifecycle import (
     Credentials,
@@ -71,7 +70,7 @@ def _confirm_overwrite(paths: list[Path], force: bool) -> None:
         raise ConfigError("not overwriting: use --force to replace the files")
 
 
-@cli.command()
+@click.command()
 @click.argument("crt", type=ExistingFile)
 @click.argument("key", type=ExistingFile)
 @click.option(
@@ -175,7 +174,7 @@ def _daemon(
     click.echo(f"{_iso(_now())} stopped")
 
 
-@cli.command()
+@click.command()
 @click.argument("crt", type=ExistingFile)
 @click.argument("key", type=ExistingFile)
 @click.option("--force", is_flag=True, help="Overwrite CRT and KEY without asking.")
@@ -197,7 +196,7 @@ def rekey(
     click.echo(f"Serial: {chain[0].serial_number} (rekeyed from {credentials.serial})")
 
 
-@cli.command()
+@click.command()
 @click.argument("serial")
 @click.option(
     "--reason-code",

@@ -9,7 +9,6 @@ from sqlalchemy import select
 
 from ca.audit.ledger_key import KEY_FILE as LEDGER_KEY_FILE
 from ca.authority.initialize import actor
-from ca.cli import cli
 from ca.config import load_config
 from ca.errors import ConfigError, NotFound
 from ca.home import Home
@@ -24,7 +23,7 @@ from projections.provisioners import provisioners
 PasswordFile = click.Path(path_type=Path)
 
 
-@cli.command(name="change-password")
+@click.command(name="change-password")
 @click.argument("what", type=click.Choice(["intermediate", "root", "ledger", "provisioner"]))
 @click.argument("name", required=False)
 @click.option("--password-file", type=PasswordFile, help="File holding the current password.")

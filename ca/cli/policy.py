@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from ca.authority.initialize import actor
-from ca.cli import cli
 from ca.cli.output import say
 from ca.errors import BadRequest
 from ca.home import Home
@@ -29,7 +28,7 @@ def _append(home: Home, provisioner: str | None, policy: dict[str, Any] | None) 
     return event.position
 
 
-@cli.group()
+@click.group()
 def policy() -> None:
     """Name policies: which names certificates may carry (deny beats allow)."""
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import click
 
-from ca.cli import cli
 from ca.cli.ledger import progress_bar
 from ca.home import Home
 from ca.runtime import open_runtime
 
 
-@cli.group(name="projections")
+@click.group(name="projections")
 def projections_group() -> None:
     """Read models derived from the ledger."""
 

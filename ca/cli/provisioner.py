@@ -10,7 +10,6 @@ from typing import Any
 import click
 
 from ca.authority.initialize import actor
-from ca.cli import cli
 from ca.cli.output import say
 from ca.errors import BadRequest
 from ca.home import Home
@@ -31,7 +30,7 @@ def _json_option(value: str | None, what: str) -> dict[str, Any] | None:
     return parsed
 
 
-@cli.group()
+@click.group()
 def provisioner() -> None:
     """Provisioners: who may ask for certificates, and on what terms."""
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from ca.cli import cli
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.passwords import obtain_password
@@ -15,7 +14,7 @@ from ca.runtime import open_runtime
 PasswordFile = click.Path(path_type=Path)
 
 
-@cli.group()
+@click.group()
 def rotate() -> None:
     """Replace a CA key; every instance follows on its next request."""
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import click
 
-from ca.cli import cli
 from ca.config import DEFAULT_BODY_LIMIT
 from ca.home import Home
 
@@ -28,7 +27,7 @@ def start(
     sys.exit(code)
 
 
-@cli.command()
+@click.command()
 @click.option("--address", help="Listen on HOST:PORT instead of the configured address.")
 @click.option(
     "--workers",

@@ -12,7 +12,6 @@ from ca.authority.initialize import (
     initialize,
     write_intermediate_csr,
 )
-from ca.cli import cli
 from ca.cli.serve import start
 from ca.config import DEFAULT_BODY_LIMIT
 from ca.home import Home
@@ -34,7 +33,7 @@ def _redacted(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@cli.command()
+@click.command()
 @click.option(
     "--name", required=False, help="The CA's name (subject of its root and intermediate)."
 )
@@ -172,7 +171,7 @@ def init(
     _report(result)
 
 
-@cli.command()
+@click.command()
 @click.option("--name", default="ledgerca", show_default=True, help="Name for a new CA.")
 @click.option(
     "--dns", default="localhost,127.0.0.1", show_default=True, help="DNS names for a new CA."

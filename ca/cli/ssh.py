@@ -10,8 +10,6 @@ from pathlib import Path
 
 import click
 
-from ca.authority.ssh_lifecycle import parse_ssh_serial
-from ca.cli import cli
 from ca.cli.client import _ca_options, _provisioner_options
 from ca.cli.output import say
 from ca.client.session import load_session, reaching
@@ -30,13 +28,14 @@ from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import write_public_file
 from ca.passwords import obtain_password
+from ca.pki.serials import parse_ssh_serial
 from ca.runtime import open_runtime
 from ca.ssh.certificates import parse_certificate
 
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
 
-@cli.group()
+@click.group()
 def ssh() -> None:
     """The SSH certificate authority: user and host certificates, KRL, client config."""
 

@@ -35,6 +35,7 @@ from cryptography.x509.oid import NameOID
 from ca.client.session import Session, _client, check_response, reaching
 from ca.errors import BadRequest, ConfigError
 from ca.keys.files import PrivateKey, write_private_file, write_public_file
+from ca.tokens import RENEW_TOKEN_ISSUER
 
 __all__ = [
     "RENEW_TOKEN_ISSUER",
@@ -50,7 +51,6 @@ __all__ = [
     "save",
 ]
 
-RENEW_TOKEN_ISSUER = "step-ca-client/1.0"  # noqa: S105 - a JWT issuer, not a password
 RENEW_TOKEN_LIFETIME = timedelta(minutes=5)
 _EC_ALGS = {"secp256r1": ("ES256", hashes.SHA256), "secp384r1": ("ES384", hashes.SHA384),
             "secp521r1": ("ES512", hashes.SHA512)}  # fmt: skip

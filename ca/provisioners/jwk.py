@@ -15,25 +15,38 @@ HTTP layer decides what the client sees.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import ipaddress
 import json
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from joserfc import jwk
 from joserfc.errors import JoseError
 
 from ca.errors import AuthError, BadRequest, ConfigError, PolicyError
-from ca.keys.files import MIN_RSA_BITS, PublicKey
+from ca.keys.files import PublicKey
+from ca.pki.claims import Claims
+from ca.pki.csr import check_csr_key
+from ca.pki.provisioner_extension import PROVISIONER_TYPES, ProvisionerExtension
+from ca.pki.sans import SAN, normal_ip, split_sans
+from ca.pki.serials import parse_serial
+from ca.provisioners.base import (
+    Context,
+    ProvisionerRef,
+    RevokeGrant,
+    SignGrant,
+    SSHSignGrant,
+    Unsupported,
+    authorize_renewal,
+)
 from ca.provisioners.jwk_keys import thumbprint
+from ca.ssh.options import SSHOptions, merge_options, token_options
 from ca.tokens import (
     DEFAULT_LEEWAY,
     UnverifiedToken,
@@ -47,22 +60,25 @@ from ca.tokens import (
 from ledger.canonical import NotCanonical, canonical_json
 
 __all__ = [
-    "SAN",
     "JWKProvisioner",
     "VerifiedToken",
     "authorize_csr",
-    "split_sans",
     "verify_token",
 ]
 
-_CSR_CURVES = frozenset({"secp256r1", "secp384r1", "secp521r1"})
-_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")
 _SAN_LABELS = {"dns": "DNS names", "ip": "IP addresses", "email": "emails", "uri": "URIs"}
 
 
 @dataclass(frozen=True)
-class JWKProvisioner:
-    """A JWK provisioner as the verifier needs it; build once and reuse (the key is parsed here)."""
+class JWKProvisioner(Unsupported):
+    """A JWK provisioner: build once per state snapshot and reuse (the key is parsed here).
+
+    It authorizes X.509 signing, renewal, rekey and revocation, and SSH signing and
+    revocation, each with a one-time token signed by its key; SSH renewal and rekey need
+    SSHPOP (`ca.provisioners.sshpop`), as in step-ca.
+    """
+
+    kind = "JWK"
 
     id: str
     name: str
@@ -101,6 +117,81 @@ class JWKProvisioner:
         """The JWS algorithms this provisioner's key can produce."""
         return self._algorithms
 
+    @property
+    def ref(self) -> ProvisionerRef:
+        return ProvisionerRef(self.id, self.name, "JWK")
+
+    @functools.cached_property
+    def parsed_claims(self) -> Claims:
+        """Its claims (X.509 and SSH) over the defaults."""
+        return Claims.from_json(None, self.claims)
+
+    def verify(self, token: str, audiences: frozenset[str], context: Context) -> VerifiedToken:
+        return verify_token(
+            token,
+            self,
+            accepted_audiences=audiences,
+            now=context.now,
+            ca_started=context.ca_started,
+        )
+
+    def authorize_sign(
+        self, token: str, csr: x509.CertificateSigningRequest, context: Context
+    ) -> SignGrant:
+        verified = self.verify(token, context.audiences("sign"), context)
+        sans = authorize_csr(verified, csr)
+        claims = self.parsed_claims
+        x509_options = self.options.get("x509")
+        template = x509_options.get("template") if isinstance(x509_options, Mapping) else None
+        extensions: tuple[ProvisionerExtension, ...] = ()
+        if not claims.disable_smallstep_extensions:
+            extensions = (ProvisionerExtension(PROVISIONER_TYPES["JWK"], self.name, self.kid),)
+        return SignGrant(
+            provisioner=self.ref,
+            token_id=verified.token_id,
+            subject=verified.subject,
+            sans=tuple(sans),
+            claims=claims,
+            token_claims=verified.claims,
+            template=template if isinstance(template, str) else None,
+            extensions=extensions,
+        )
+
+    def authorize_renew(
+        self, certificate: x509.Certificate, context: Context, *, via_token: bool
+    ) -> Claims:
+        claims = self.parsed_claims
+        authorize_renewal(certificate, claims, now=context.now, via_token=via_token)
+        return claims
+
+    def authorize_rekey(self, certificate: x509.Certificate, context: Context) -> Claims:
+        return self.authorize_renew(certificate, context, via_token=False)
+
+    def authorize_revoke(self, token: str, serial: str, context: Context) -> RevokeGrant:
+        verified = self.verify(token, context.audiences("revoke"), context)
+        try:
+            subject = parse_serial(verified.subject)
+        except BadRequest:
+            subject = None
+        if subject != serial:
+            raise PolicyError(
+                f"token subject {verified.subject[:80]!r} is not the serial number {serial}"
+            )
+        return RevokeGrant(self.ref, verified.token_id)
+
+    def authorize_ssh_sign(
+        self, token: str, requested: SSHOptions, context: Context
+    ) -> SSHSignGrant:
+        verified = self.verify(token, context.ssh_audiences("sign"), context)
+        options = merge_options(requested, token_options(verified.claims), subject=verified.subject)
+        return SSHSignGrant(self.ref, verified.token_id, options, self.parsed_claims)
+
+    def authorize_ssh_revoke(self, token: str, serial: str, context: Context) -> RevokeGrant:
+        verified = self.verify(token, context.ssh_audiences("revoke"), context)
+        if verified.subject != serial:
+            raise PolicyError(f"token subject {verified.subject[:40]!r} is not serial {serial}")
+        return RevokeGrant(self.ref, verified.token_id)
+
 
 @dataclass(frozen=True)
 class VerifiedToken:
@@ -116,14 +207,6 @@ class VerifiedToken:
     expires: datetime
     csr_fingerprint: str | None
     claims: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class SAN:
-    """A subject alternative name typed the way step types them."""
-
-    type: str  # "dns" | "ip" | "email" | "uri"
-    value: str
 
 
 def verify_token(
@@ -171,29 +254,16 @@ def verify_token(
     )
 
 
-MAX_SANS = 500
-"""SANs a token may grant (and so a certificate carry): generous for any service, and a
-bound on the name-policy work one request can ask for (SANs times policy entries)."""
-
-
-def split_sans(sans: Iterable[str]) -> list[SAN]:
-    """Type each name as step does (`x509util.SplitSANs`): ip, uri, email, else dns."""
-    names = list(sans)
-    if len(names) > MAX_SANS:
-        raise BadRequest(f"{len(names)} SANs requested: at most {MAX_SANS} are allowed")
-    return [_split_san(san) for san in names]
-
-
 def authorize_csr(token: VerifiedToken, csr: x509.CertificateSigningRequest) -> list[SAN]:
     """Check a CSR against its token (step-ca's JWK AuthorizeSign); return the SANs to issue.
 
-    The CSR's own signature is checked once, where it is parsed (`ca.authority.parse_csr`).
+    The CSR's own signature is checked once, where it is parsed (`ca.pki.csr.parse_csr`).
     """
     if token.csr_fingerprint is not None:
         der = csr.public_bytes(serialization.Encoding.DER)
         if b64url(hashlib.sha256(der).digest()) != token.csr_fingerprint:
             raise AuthError("token is bound to another certificate request")
-    _check_csr_key(csr)
+    check_csr_key(csr)
 
     allowed_cns = {token.subject, *token.sans}
     for attribute in csr.subject.get_attributes_for_oid(x509.NameOID.COMMON_NAME):
@@ -260,53 +330,7 @@ def _csr_fingerprint(claims: Mapping[str, Any]) -> str | None:
     return fingerprint
 
 
-# -- audiences and names ------------------------------------------------------------------
-
-
-def _normal_ip(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        return str(ip.ipv4_mapped)  # Go's net.IP treats ::ffff:a.b.c.d as a.b.c.d
-    return str(ip)
-
-
-def _split_san(san: str) -> SAN:
-    try:
-        ip = ipaddress.ip_address(san)
-    except ValueError:
-        ip = None
-    if ip is not None and not getattr(ip, "scope_id", None):  # Go's ParseIP has no zones
-        return SAN("ip", _normal_ip(ip))
-    if _SCHEME.match(san):
-        return SAN("uri", san)
-    if "@" in san:
-        return SAN("email", san)
-    return SAN("dns", san.lower())
-
-
 # -- certificate requests -----------------------------------------------------------------
-
-
-def _check_csr_key(csr: x509.CertificateSigningRequest) -> None:
-    try:
-        key = csr.public_key()
-    except (ValueError, UnsupportedAlgorithm) as err:
-        raise PolicyError("certificate request key type is not supported") from err
-    if isinstance(key, rsa.RSAPublicKey):
-        if key.key_size < MIN_RSA_BITS:
-            raise PolicyError(
-                f"certificate request RSA key has {key.key_size} bits: "
-                f"at least {MIN_RSA_BITS} are required"
-            )
-    elif isinstance(key, ec.EllipticCurvePublicKey):
-        if key.curve.name not in _CSR_CURVES:
-            raise PolicyError(
-                f"certificate request EC key on curve {key.curve.name} is not supported"
-            )
-    elif not isinstance(key, ed25519.Ed25519PublicKey):
-        raise PolicyError(
-            f"certificate request key type {type(key).__name__} is not supported: "
-            "use EC (P-256, P-384, P-521), Ed25519 or RSA"
-        )
 
 
 def _csr_sans(csr: x509.CertificateSigningRequest) -> dict[str, set[str]]:
@@ -318,7 +342,7 @@ def _csr_sans(csr: x509.CertificateSigningRequest) -> dict[str, set[str]]:
         raise BadRequest(f"invalid csr: {err}") from err
     return {
         "dns": {name.lower() for name in names.get_values_for_type(x509.DNSName)},
-        "ip": {_normal_ip(ip) for ip in names.get_values_for_type(x509.IPAddress)},  # type: ignore[arg-type]
+        "ip": {normal_ip(ip) for ip in names.get_values_for_type(x509.IPAddress)},  # type: ignore[arg-type]
         "email": set(names.get_values_for_type(x509.RFC822Name)),
         "uri": set(names.get_values_for_type(x509.UniformResourceIdentifier)),
     }

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from ca.errors import AuthError, BadRequest, PolicyError
+from ca.pki.sans import split_sans
 from ca.policy import NamePolicy, NameRules, combine
-from ca.provisioners.jwk import split_sans
 from ca.ssh.certificates import CertType
 
 __all__ = ["SSHOptions", "check_principals", "merge_options", "token_options"]

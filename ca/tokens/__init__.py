@@ -2,13 +2,15 @@
 
 `jws`: decoding without trust (`peek`), the algorithm policy and signature checks.
 `claims`: the registered claims (`check_registered`), audiences and the single-use key.
-What a token *authorizes* is its provisioner's business (`ca.provisioners`, `ca.ssh.sshpop`,
-renewal's x5cInsecure); spending it is the ledger's (`used_tokens`, inside the append).
+What a token *authorizes* is its provisioner's business (`ca.provisioners`, with SSHPOP
+and x5cInsecure renewal tokens there too); spending it is the ledger's (`used_tokens`,
+inside the append).
 """
 
 from ca.tokens.claims import (
     DEFAULT_LEEWAY,
     LEGACY_AUDIENCE,
+    RENEW_TOKEN_ISSUER,
     Registered,
     audience_matches,
     audiences,
@@ -29,6 +31,7 @@ from ca.tokens.jws import (
 __all__ = [
     "DEFAULT_LEEWAY",
     "LEGACY_AUDIENCE",
+    "RENEW_TOKEN_ISSUER",
     "Registered",
     "UnverifiedToken",
     "algorithms_for",

@@ -19,6 +19,8 @@ from ca.errors import AuthError
 
 LEGACY_AUDIENCE = "step-certificate-authority"
 DEFAULT_LEEWAY = timedelta(minutes=1)
+RENEW_TOKEN_ISSUER = "step-ca-client/1.0"  # noqa: S105 - a JWT issuer, not a password
+"""The `iss` of step's renewal tokens (`step ca renew --mtls=false`)."""
 
 _URL_AUTHORITY = re.compile(
     r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)"

@@ -26,8 +26,8 @@ from support.ca_server import (
     start_ca,
 )
 
+from ca.pki.sans import MAX_SANS
 from ca.policy.names import MAX_ENTRIES
-from ca.provisioners.jwk import MAX_SANS
 
 BAD_NAMES = [
     "a\x00b.example",

@@ -17,21 +17,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 
 import migrations
-from ca.authority.lifecycle import (
-    RENEW_TOKEN_ISSUER,
-    authorize_renewal,
-    check_reason_code,
-    parse_serial,
-    renewal_validity,
-    verify_renew_token,
-)
+from ca.authority.lifecycle import check_reason_code, parse_serial, renewal_validity
 from ca.client.lifecycle import Credentials, renew_at, renew_token
 from ca.errors import AuthError, BadRequest
 from ca.pki.claims import Claims
 from ca.pki.issuer import CopyProfile, Issuer, issue, prepare
 from ca.pki.leaf_rules import LeafRules
 from ca.pki.provisioner_extension import ProvisionerExtension, from_certificate
-from ca.tokens import audiences
+from ca.provisioners.base import authorize_renewal
+from ca.provisioners.x5c import verify_renew_token
+from ca.tokens import RENEW_TOKEN_ISSUER, audiences
 from ledger import EventStore, NewEvent, create_engine
 from ledger import catalogue as ev
 from projections.certificates import AlreadyRevoked, CertificateRevoked, UnknownCertificate

@@ -26,16 +26,10 @@ from hypothesis import strategies as st
 from joserfc import jwk, jws
 from joserfc.errors import SecurityWarning
 
-from ca.authority.authority import parse_csr
 from ca.errors import AuthError, BadRequest, ConfigError, PolicyError
-from ca.provisioners.jwk import (
-    SAN,
-    JWKProvisioner,
-    VerifiedToken,
-    authorize_csr,
-    split_sans,
-    verify_token,
-)
+from ca.pki.csr import parse_csr
+from ca.pki.sans import SAN, split_sans
+from ca.provisioners.jwk import JWKProvisioner, VerifiedToken, authorize_csr, verify_token
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
 from ca.tokens import audience_matches, audiences, peek
 

@@ -10,8 +10,8 @@ from support.ssh import NOW, make_certificate
 
 from ca.client.ssh import sshpop_token
 from ca.errors import AuthError
+from ca.provisioners.sshpop import verify_sshpop
 from ca.ssh.certificates import certificate_line
-from ca.ssh.sshpop import verify_sshpop
 
 AUD = "https://ca.internal/1.0/ssh/renew"
 ACCEPTED = frozenset({AUD, "https://ca.internal/ssh/renew"})

@@ -7,8 +7,8 @@ certificate named by `sub`). Verification is pure; whether the certificate was r
 asked of the ledger by the caller and re-checked inside the append transaction.
 
 Unlike step-ca, no SSHPOP provisioner has to be configured: any certificate signed by one of
-the CA's active SSH keys proves possession. The audience may carry step's
-`#sshpop/<name>` fragment or not.
+the CA's SSH keys proves possession (`SSHPOP`, the built-in provisioner). The audience may
+carry step's `#sshpop/<name>` fragment or not.
 """
 
 from __future__ import annotations
@@ -20,13 +20,20 @@ from datetime import datetime, timedelta
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
-from ca.errors import AuthError, BadRequest
+from ca.errors import AuthError, BadRequest, PolicyError
 from ca.keys.files import PublicKey
-from ca.ssh.certificates import parse_certificate, times_of
+from ca.provisioners.base import (
+    Context,
+    ProvisionerRef,
+    RevokeGrant,
+    SSHCertificateGrant,
+    Unsupported,
+)
+from ca.ssh.certificates import cert_type_of, parse_certificate, times_of
 from ca.ssh.keys import wire_b64
 from ca.tokens import DEFAULT_LEEWAY, check_registered, peek, verify_signed_by_key
 
-__all__ = ["SSHPOPToken", "verify_sshpop"]
+__all__ = ["SSHPOP", "SSHPOPToken", "verify_sshpop"]
 
 
 @dataclass(frozen=True)
@@ -87,3 +94,49 @@ def verify_sshpop(
         token_id=registered.token_id,
         ca_key_blob=signer,
     )
+
+
+class SSHPOP(Unsupported):
+    """The built-in SSHPOP provisioner: SSH renewal and rekey of host certificates, and
+    SSH revocation, by proof of possession. It records no provisioner on its events."""
+
+    kind = "SSHPOP"
+
+    @property
+    def ref(self) -> ProvisionerRef | None:
+        return None
+
+    def _proven(self, token: str, op: str, context: Context) -> SSHPOPToken:
+        proven = verify_sshpop(
+            token,
+            ca_keys=context.ssh_ca_keys,
+            accepted_audiences=context.ssh_audiences(op),
+            now=context.now,
+        )
+        if context.check_ssh_certificate is not None:
+            context.check_ssh_certificate(proven.certificate)
+        return proven
+
+    def _reissue(self, token: str, op: str, context: Context) -> SSHCertificateGrant:
+        proven = self._proven(token, op, context)
+        if cert_type_of(proven.certificate) != "host":
+            raise AuthError("sshpop certificate must be a host ssh certificate")
+        return SSHCertificateGrant(
+            None,
+            proven.token_id,
+            proven.certificate,
+            proven.serial,
+            actor_extra={"sshpop_serial": proven.serial},
+        )
+
+    def authorize_ssh_renew(self, token: str, context: Context) -> SSHCertificateGrant:
+        return self._reissue(token, "renew", context)
+
+    def authorize_ssh_rekey(self, token: str, context: Context) -> SSHCertificateGrant:
+        return self._reissue(token, "rekey", context)
+
+    def authorize_ssh_revoke(self, token: str, serial: str, context: Context) -> RevokeGrant:
+        proven = self._proven(token, "revoke", context)
+        if proven.serial != serial or proven.subject != serial:
+            raise PolicyError(f"the sshpop token does not name serial number {serial}")
+        return RevokeGrant(None, proven.token_id)
