@@ -56,3 +56,20 @@ def batches_between(
             return
         yield rows
         after = int(rows[-1].position)
+
+
+_HASHES_BETWEEN = Prepared(
+    select(events.c.position, events.c.hash)
+    .where(events.c.position > bindparam("after"), events.c.position <= bindparam("until"))
+    .order_by(events.c.position)
+    .limit(bindparam("size"))
+)
+
+
+def hashes_between(
+    connection: Connection, after: int, until: int, size: int
+) -> list[tuple[int, str]]:
+    """(position, stored chain hash) of up to `size` rows with `after < position <= until`,
+    in position order: the Merkle tree's leaves, without the rest of each row."""
+    cursor = _HASHES_BETWEEN.execute(connection, {"after": after, "until": until, "size": size})
+    return [(int(position), str(chain_hash)) for position, chain_hash in cursor.fetchall()]

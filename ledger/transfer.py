@@ -4,20 +4,24 @@ The export carries every stored field, hashes included, so an import reproduces 
 exactly (same positions, same chain) on another database — SQLite to PostgreSQL, or a backup
 restored. The import recomputes every hash as it reads and refuses a file that does not
 chain; projections are then rebuilt from the imported events by the caller.
+
+`create_partial_copy` is the other way rows leave the ledger: a few of them, unchained, into
+a scratch database that a replay fills with projections.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
-from sqlalchemy import Engine, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
 from ledger.canonical import canonical_json
 from ledger.database import WRITE, write_lock
 from ledger.errors import IntegrityViolation, LedgerError
 from ledger.hashing import GENESIS_HASH, hash_parts
+from ledger.rows import StoredRow
 from ledger.schema import events, ledger_head
 
 Progress = Callable[[int], None]
@@ -122,3 +126,12 @@ def write_export(engine: Engine, out: IO[str], *, after: int = 0) -> int:
         out.write(line + "\n")
         written += 1
     return written
+
+
+def create_partial_copy(target: Connection, *, head: int, rows: Sequence[StoredRow]) -> None:
+    """Create the ledger's tables in an empty scratch database, the head row at `head` and only
+    `rows` as events (no chain): what reads of the ledger beside a replay's projections need."""
+    ledger_head.metadata.create_all(target, tables=[ledger_head, events])
+    target.execute(ledger_head.insert().values(id=1, position=head, hash="", recorded_at=None))
+    if rows:
+        target.execute(events.insert(), [row._asdict() for row in rows])

@@ -16,21 +16,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import func, select
 
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
 from ca.audit.ledger_key import LedgerKey, active_ledger_key, load_ledger_signer
 from ca.audit.tree import shared_tree
 from ca.config import CheckpointSettings
-from ca.crl.records import head_position
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import PrivateKey
 from ca.keys.pkcs11 import PKCS11Settings
 from ledger import ConcurrencyConflict, EventStore, NewEvent, format_time, parse_time
 from ledger import catalogue as ev
-from ledger.schema import events
+from ledger.reads import first_recorded_at, head_position
 
 log = structlog.get_logger("ledgerca.checkpoint")
 
@@ -100,10 +98,7 @@ class Checkpointer:
         with self.store.engine.connect() as connection:
             head = head_position(connection)
             last = checkpoints.latest(connection)
-            started = None
-            if last is None:
-                first = connection.execute(select(func.min(events.c.recorded_at))).scalar()
-                started = parse_time(first) if first else None
+            started = first_recorded_at(connection) if last is None else None
         reason = due(
             last,
             head=head,

@@ -20,14 +20,14 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from ca.audit.errors import AuditError
 from ca.keys.files import PrivateKey, PublicKey
 from ca.keys.ids import key_id
-from ledger import canonical_bytes, parse_time
+from ledger import canonical_bytes, parse_time, reads
 from ledger import catalogue as ev
-from ledger.schema import events
+from ledger.rows import StoredRow
 
 STATEMENT_PREFIX = b"ledgerca checkpoint v1\n"
 FILE_FORMAT = "ledgerca-checkpoint/1"
@@ -177,7 +177,7 @@ def file_text(checkpoint: Checkpoint) -> str:
 # -- checkpoints in the ledger ---------------------------------------------------------------
 
 
-def _from_row(row: Any) -> Checkpoint:
+def _from_row(row: StoredRow) -> Checkpoint:
     recorded = from_mapping(json.loads(row.data), what=f"the checkpoint at position {row.position}")
     return Checkpoint(
         recorded.tree_size,
@@ -193,21 +193,13 @@ def _from_row(row: Any) -> Checkpoint:
 def latest(connection: Connection, *, covering: int = 0) -> Checkpoint | None:
     """The newest recorded checkpoint (with `covering`, the oldest whose tree holds that
     position, or None)."""
-    query = select(events.c.position, events.c.version, events.c.data).where(
-        events.c.stream == ev.CHECKPOINT_STREAM
-    )
     if covering:
-        query = query.where(events.c.position > covering).order_by(events.c.position)
+        row = reads.first_of_stream_after(connection, ev.CHECKPOINT_STREAM, covering)
     else:
-        query = query.order_by(events.c.position.desc())
-    row = connection.execute(query.limit(1)).one_or_none()
+        row = reads.last_of_stream(connection, ev.CHECKPOINT_STREAM)
     return _from_row(row) if row is not None else None
 
 
 def at_number(connection: Connection, number: int) -> Checkpoint | None:
-    row = connection.execute(
-        select(events.c.position, events.c.version, events.c.data).where(
-            events.c.stream == ev.CHECKPOINT_STREAM, events.c.version == number
-        )
-    ).one_or_none()
+    row = reads.stream_row(connection, ev.CHECKPOINT_STREAM, number)
     return _from_row(row) if row is not None else None

@@ -21,8 +21,9 @@ from ca.audit.errors import NotInLedger
 from ca.crl.root import parse_serial
 from ledger import catalogue as ev
 from ledger import format_time
-from ledger.schema import events
+from ledger.reads import stream_rows
 from projections.certificates import certificates
+from projections.inventory import issued_certificates
 
 STATUSES = ("valid", "revoked", "expired")
 
@@ -35,12 +36,7 @@ def _status(stored: str, not_after: str, now: str) -> str:
 
 def _stream_events(engine: Engine, serial: str) -> list[dict[str, Any]]:
     with engine.connect() as connection:
-        rows = connection.execute(
-            select(events.c.position, events.c.type, events.c.recorded_at, events.c.actor,
-                   events.c.data)
-            .where(events.c.stream == ev.x509_stream(serial))
-            .order_by(events.c.position)
-        ).all()  # fmt: skip
+        rows = stream_rows(connection, ev.x509_stream(serial))
     return [
         {
             "position": int(r.position),
@@ -145,32 +141,17 @@ class Filters:
 def find(engine: Engine, filters: Filters, *, now: datetime) -> Iterator[dict[str, Any]]:
     """Certificates matching every filter, in issuance order (the SAN pattern is a shell
     glob over SANs and the subject: `*.internal`, `db-?.example.com`)."""
-    query = (
-        select(
-            certificates.c.serial, certificates.c.subject, certificates.c.sans,
-            certificates.c.not_before, certificates.c.not_after, certificates.c.status,
-            certificates.c.provisioner_name, certificates.c.revoked_at,
-            events.c.recorded_at.label("issued_at"),
-        )
-        .join(events, events.c.position == certificates.c.issued_position)
-        .order_by(certificates.c.issued_position)
-    )  # fmt: skip
-    if filters.provisioner is not None:
-        query = query.where(certificates.c.provisioner_name == filters.provisioner)
-    if filters.since is not None:
-        query = query.where(events.c.recorded_at >= format_time(filters.since))
-    if filters.until is not None:
-        query = query.where(events.c.recorded_at <= format_time(filters.until))
     moment = format_time(now)
-    if filters.status == "revoked":
-        query = query.where(certificates.c.status == "revoked")
-    elif filters.status == "valid":
-        query = query.where(certificates.c.status == "valid", certificates.c.not_after >= moment)
-    elif filters.status == "expired":
-        query = query.where(certificates.c.status == "valid", certificates.c.not_after < moment)
     pattern = filters.san.lower() if filters.san else None
     with engine.connect() as connection:
-        for row in connection.execution_options(yield_per=1000).execute(query):
+        for row in issued_certificates(
+            connection,
+            now=now,
+            provisioner=filters.provisioner,
+            status=filters.status,
+            since=filters.since,
+            until=filters.until,
+        ):
             sans = [str(s.get("value")) for s in json.loads(row.sans)]
             if pattern is not None and not any(
                 fnmatch.fnmatchcase(name.lower(), pattern)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 
 from ca.audit import checkpoints
 from ca.audit.checkpoints import Checkpoint
@@ -27,7 +27,7 @@ from ca.keys.files import PublicKey
 from ledger import IntegrityViolation, event_hash
 from ledger import catalogue as ev
 from ledger.merkle import event_leaf, verify_inclusion
-from ledger.schema import events
+from ledger.reads import event_at, position_of
 from ledger.transfer import FIELDS
 
 FORMAT = "ledgerca-inclusion-proof/1"
@@ -49,19 +49,15 @@ def issuance_position(engine: Engine, serial: str) -> int:
     except ConfigError as exc:
         raise AuditError(exc.message) from None
     with engine.connect() as connection:
-        position = connection.execute(
-            select(events.c.position).where(
-                events.c.stream == ev.x509_stream(number), events.c.type == ev.X509_ISSUED
-            )
-        ).scalar_one_or_none()
+        position = position_of(connection, ev.x509_stream(number), ev.X509_ISSUED)
     if position is None:
         raise NotInLedger(f"no certificate with serial {number} was ever issued by this CA")
-    return int(position)
+    return position
 
 
 def event_record(engine: Engine, position: int) -> dict[str, Any]:
     with engine.connect() as connection:
-        row = connection.execute(select(events).where(events.c.position == position)).one_or_none()
+        row = event_at(connection, position)
     if row is None:
         raise NotInLedger(f"the ledger has no event at position {position}")
     record = {name: getattr(row, name) for name in FIELDS}

@@ -13,8 +13,9 @@ from sqlalchemy.pool import StaticPool
 
 from ledger import EventStore, RecordedEvent
 from ledger.catalogue import ADMINS_STREAM
+from ledger.reads import stream_rows
 from ledger.rows import batches_between
-from ledger.schema import events, ledger_head
+from ledger.transfer import create_partial_copy
 from projections.base import Projection, projection_positions
 from projections.runner import ALL
 
@@ -47,16 +48,11 @@ def replay(
     engine = memory_engine()
     tables = [t for p in projections for t in p.tables]
     tables[0].metadata.create_all(engine, tables=[*tables, projection_positions])
-    ledger_head.metadata.create_all(engine, tables=[ledger_head, events])
     with engine.begin() as target:
-        target.execute(ledger_head.insert().values(id=1, position=until, hash="", recorded_at=None))
         # Admins are a fold of their own stream (`ca.authority.admins`), read from `events`:
         # carry that stream's prefix over, so the snapshot of the moment has its admins.
-        admin_rows = source.execute(
-            select(events).where(events.c.stream == ADMINS_STREAM, events.c.position <= until)
-        ).all()
-        if admin_rows:
-            target.execute(events.insert(), [dict(row._mapping) for row in admin_rows])
+        admins = stream_rows(source, ADMINS_STREAM, until=until)
+        create_partial_copy(target, head=until, rows=admins)
         for batch in read_batches(store, source, until=until):
             for projection in projections:
                 projection.apply_all(target, batch)

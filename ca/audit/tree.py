@@ -6,10 +6,10 @@ import threading
 import weakref
 from collections.abc import Callable, Iterator
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine
 
 from ledger.merkle import SubtreeHashes, event_leaf
-from ledger.schema import events
+from ledger.rows import hashes_between
 
 
 def leaves(
@@ -22,22 +22,16 @@ def leaves(
     against a checkpoint signed before the forgery.
     """
     while after < until:
-        query = (
-            select(events.c.position, events.c.hash)
-            .where(events.c.position > after, events.c.position <= until)
-            .order_by(events.c.position)
-            .limit(batch)
-        )
         if isinstance(engine, Connection):
-            rows = engine.execute(query).all()
+            rows = hashes_between(engine, after, until, batch)
         else:
             with engine.connect() as connection:
-                rows = connection.execute(query).all()
+                rows = hashes_between(connection, after, until, batch)
         if not rows:
             return
-        for row in rows:
-            yield int(row.position), event_leaf(row.hash)
-        after = int(rows[-1].position)
+        for position, chain_hash in rows:
+            yield position, event_leaf(chain_hash)
+        after = rows[-1][0]
 
 
 def leaf_list(engine: Engine | Connection, size: int) -> list[bytes]:

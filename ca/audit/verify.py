@@ -31,8 +31,8 @@ from ca.keys.ids import key_id
 from ledger import EventStore, IntegrityViolation, verify_chain
 from ledger import catalogue as ev
 from ledger.merkle import CompactTree, event_leaf
+from ledger.reads import head_position
 from ledger.rows import StoredRow
-from ledger.schema import ledger_head
 from projections.authority_keys import authority_keys
 from projections.base import Mode, projection_positions
 from projections.runner import Projections
@@ -193,11 +193,7 @@ def check_projections(store: EventStore, projections: Projections | None = None)
         if connection.dialect.name == "postgresql":
             connection = connection.execution_options(isolation_level="REPEATABLE READ")
         with connection.begin():
-            head = int(
-                connection.execute(
-                    select(ledger_head.c.position).where(ledger_head.c.id == 1)
-                ).scalar_one()
-            )
+            head = head_position(connection)
             stored = dict(
                 connection.execute(
                     select(projection_positions.c.name, projection_positions.c.position)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, select
 
 from ca.audit.errors import AuditError
 from ca.audit.replay import replay
@@ -21,7 +21,7 @@ from ca.authority.state import load_snapshot
 from ca.crl.index import index_entries
 from ca.crl.records import latest_crl
 from ledger import EventStore, format_time, parse_time
-from ledger.schema import events
+from ledger.reads import event_at, first_recorded_at, last_position_at
 from projections.authority_keys import authority_keys
 from projections.certificates import certificates
 from projections.crls import crls
@@ -38,24 +38,24 @@ class Moment:
 def moment_at(engine: Engine, when: datetime) -> Moment:
     """The last position recorded at or before `when`."""
     with engine.connect() as connection:
-        position = connection.execute(
-            select(func.max(events.c.position)).where(events.c.recorded_at <= format_time(when))
-        ).scalar()
-        first = connection.execute(select(func.min(events.c.recorded_at))).scalar()
+        position = last_position_at(connection, when)
+        first = first_recorded_at(connection)
     if not position:
-        since = f" (its first event was recorded at {first})" if first else " (the ledger is empty)"
+        since = (
+            f" (its first event was recorded at {format_time(first)})"
+            if first is not None
+            else " (the ledger is empty)"
+        )
         raise AuditError(f"{format_time(when)} is before the CA existed{since}")
-    return Moment(int(position), when)
+    return Moment(position, when)
 
 
 def moment_of(engine: Engine, position: int) -> Moment:
     with engine.connect() as connection:
-        recorded = connection.execute(
-            select(events.c.recorded_at).where(events.c.position == position)
-        ).scalar()
-    if recorded is None or position < 1:
+        row = event_at(connection, position)
+    if row is None or position < 1:
         raise AuditError(f"the ledger has no event at position {position}")
-    return Moment(position, parse_time(recorded))
+    return Moment(position, parse_time(row.recorded_at))
 
 
 class View:

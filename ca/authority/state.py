@@ -15,7 +15,7 @@ import threading
 from dataclasses import dataclass, field
 
 from cryptography import x509
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import Connection, Engine, select
 
 from ca.authority.admins import Admin
 from ca.authority.admins import fold as fold_admins
@@ -23,7 +23,7 @@ from ca.pki.claims import Claims
 from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
 from ledger import catalogue as ev
-from ledger.schema import events, ledger_head
+from ledger.reads import head_position, latest_position, stream_rows
 from projections.authority_keys import authority, authority_keys
 from projections.policies import policies
 from projections.provisioners import provisioners
@@ -80,12 +80,6 @@ class Snapshot:
         return self.intermediates[-1]
 
 
-def head_position(connection: Connection) -> int:
-    return int(
-        connection.execute(select(ledger_head.c.position).where(ledger_head.c.id == 1)).scalar_one()
-    )
-
-
 def load_snapshot(connection: Connection) -> Snapshot:
     position = head_position(connection)
     who = connection.execute(select(authority)).first()
@@ -132,13 +126,9 @@ def load_snapshot(connection: Connection) -> Snapshot:
             )
         )
     policy_rows = connection.execute(select(policies.c.scope, policies.c.policy)).all()
-    admin_events = connection.execute(
-        select(events.c.type, events.c.data)
-        .where(events.c.stream == ev.ADMINS_STREAM)
-        .order_by(events.c.position)
-    ).all()
+    admin_events = stream_rows(connection, ev.ADMINS_STREAM)
     return Snapshot(
-        admins=fold_admins((kind, json.loads(data)) for kind, data in admin_events),
+        admins=fold_admins((row.type, json.loads(row.data)) for row in admin_events),
         policies={
             str(scope): NamePolicy.from_json(json.loads(text)) for scope, text in policy_rows
         },
@@ -171,10 +161,7 @@ STATE_TYPES = (
 
 def state_position(connection: Connection) -> int:
     """The position of the newest event that changes a snapshot (0 if none)."""
-    value = connection.execute(
-        select(func.max(events.c.position)).where(events.c.type.in_(STATE_TYPES))
-    ).scalar()
-    return int(value or 0)
+    return latest_position(connection, STATE_TYPES)
 
 
 STATE = frozenset(STATE_TYPES)

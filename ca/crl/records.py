@@ -14,7 +14,7 @@ from sqlalchemy import Connection, func, select
 
 from ca.crl.builder import RevokedEntry
 from ledger import format_time
-from ledger.schema import ledger_head
+from ledger.reads import head_position
 from projections.certificates import certificates
 from projections.crls import crls
 
@@ -55,12 +55,6 @@ def parse_stored_time(text: str) -> datetime:
     # The ledger's fixed format ("...T...%fZ"); fromisoformat is an order of magnitude
     # faster than strptime, which matters for 100,000 entries.
     return datetime.fromisoformat(text)
-
-
-def head_position(connection: Connection) -> int:
-    return int(
-        connection.execute(select(ledger_head.c.position).where(ledger_head.c.id == 1)).scalar_one()
-    )
 
 
 def latest_crl(
