@@ -150,6 +150,16 @@ class CAConfig:
     pkcs11: PKCS11Settings | None = None
     """How this machine reaches the HSM holding keys the ledger names by PKCS#11 URI."""
 
+    @functools.cached_property
+    def server_cert_lifetime(self) -> timedelta:
+        """The lifetime of the CA's own TLS certificate (`tls_cert_lifetime`, at least 10s)."""
+        lifetime = _duration(self.tls_cert_lifetime, "tls_cert_lifetime")
+        if lifetime < timedelta(seconds=10):
+            raise ConfigError(
+                f"tls_cert_lifetime must be at least 10s, not {self.tls_cert_lifetime}"
+            )
+        return lifetime
+
     def to_toml(self) -> str:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
         data["dns_names"] = list(self.dns_names)
@@ -284,7 +294,7 @@ def _semantic_problems(config: CAConfig) -> list[str]:
         lambda: log_level(config.log_level),
         lambda: _check_address(config.address, "address"),
         lambda: _check_dns_names(config.dns_names),
-        lambda: _duration(config.tls_cert_lifetime, "tls_cert_lifetime"),
+        lambda: config.server_cert_lifetime,
         lambda: _check_tls_version(config.tls.min_version, "tls.min_version"),
         lambda: _check_tls_version(config.tls.max_version, "tls.max_version"),
         config.crl.check,

@@ -1,60 +1,46 @@
-"""The authority: one issuance pipeline, and the keys and state it runs on.
+"""The authority: what every use case runs on, and nothing of any one use case.
 
-authenticate (token) → authorize (CSR against token, claims) → build (template, profile)
-→ check → sign → record (append `x509.issued`, spending the token in the same transaction)
-→ respond. A certificate is handed back only after its event committed: if the append
-fails, the signed certificate is dropped here and the caller gets the error.
+The state snapshot and its cache, the signing keys, the recorder over the group
+committer, the preparers' thread pool, and the provisioners: `provisioner_for_token`,
+`provisioner_by_id` and the `Context` they authorize in. The use cases are modules of
+their own: `x509_issuance`, `lifecycle`, `ssh_issuance`, `ssh_lifecycle`, and the admin
+ones. `sign_async` and `issue_server_certificate` are kept here as the two entry points
+the HTTP layer and the server's certificate renewal call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import dataclasses
 import os
 import socket
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import structlog
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from cryptography.hazmat.primitives import hashes
 
-from ca.authority.recorder import Actor, Recorder, RequestInfo
-from ca.authority.state import STATE, ActiveKey, ProvisionerRecord, Snapshot, StateCache
+from ca.authority import x509_issuance
+from ca.authority.recorder import Recorder, RequestInfo
+from ca.authority.state import ActiveKey, ProvisionerRecord, Snapshot, StateCache
+from ca.authority.x509_issuance import Issued, SignRequest
 from ca.crl.urls import leaf_urls
-from ca.durations import parse_go_duration
-from ca.errors import AuthError, BadRequest, CAError, ConfigError, SignerError, Unavailable
-from ca.keys.files import KeyType, PrivateKey, PublicKey
+from ca.errors import AuthError, ConfigError, SignerError
+from ca.keys.files import PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ca.keys.refs import load_signer
-from ca.pki.claims import validity
-from ca.pki.csr import parse_csr
-from ca.pki.issuer import Issuer, TemplateProfile, issue, prepare
+from ca.pki.issuer import Issuer
 from ca.pki.leaf_rules import LeafRules
-from ca.pki.provisioner_extension import ProvisionerExtension
-from ca.pki.sans import split_sans
-from ca.policy import combine
-from ca.provisioners.base import Context, Provisioner, ProvisionerRef, Unprovisioned
+from ca.provisioners.base import Context, Provisioner, Unprovisioned
 from ca.provisioners.jwk import JWKProvisioner, VerifiedToken
 from ca.provisioners.sshpop import SSHPOP
 from ca.runtime import Runtime
-from ca.templates.x509 import SAN as TemplateSAN
-from ca.templates.x509 import (
-    CertificateTemplate,
-    Subject,
-    default_leaf,
-    render,
-    template_data,
-)
-from ca.tokens import audiences, peek
-from ledger import ChangedSince, GroupCommitter, NewEvent, Unchanged, format_time
-from ledger import catalogue as ev
+from ca.tokens import peek
+from ledger import GroupCommitter
 
 log = structlog.get_logger("ledgerca.authority")
 T = TypeVar("T")
@@ -62,96 +48,9 @@ T = TypeVar("T")
 SSHPOP_PROVISIONER = SSHPOP()
 UNPROVISIONED = Unprovisioned()
 
-GO_CIPHER_NAMES = {
-    "ECDHE-ECDSA-CHACHA20-POLY1305": "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
-    "ECDHE-ECDSA-AES128-GCM-SHA256": "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384": "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
-    "ECDHE-RSA-AES128-GCM-SHA256": "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
-    "ECDHE-RSA-AES256-GCM-SHA384": "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
-    "ECDHE-RSA-CHACHA20-POLY1305": "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
-}
-
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class SignRequest:
-    csr: str
-    ott: str
-    not_before: str = ""
-    not_after: str = ""
-    template_data: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Issued:
-    certificate: x509.Certificate
-    chain_pems: list[str]
-    serial: str
-    provisioner: str | None
-    position: int
-
-
-@dataclass(frozen=True)
-class PendingAppend:
-    """An `x509.issued` event ready to append, with its actor and expected version."""
-
-    events: list[NewEvent]
-    actor: Actor
-    expected: dict[str, int]
-
-
-@dataclass(frozen=True)
-class PreparedIssue:
-    """A signed certificate that must not leave the CA until `append` has committed."""
-
-    certificate: x509.Certificate
-    chain_pems: list[str]
-    provisioner: str | None
-    append: PendingAppend
-
-    def issued(self, position: int) -> Issued:
-        return Issued(
-            self.certificate,
-            self.chain_pems,
-            str(self.certificate.serial_number),
-            self.provisioner,
-            position,
-        )
-
-
-def key_type_of(public_key: object) -> KeyType:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return "RSA"
-    if isinstance(public_key, ed25519.Ed25519PublicKey):
-        return "OKP"
-    return "EC"
-
-
-def check_names(snapshot: Snapshot, record: ProvisionerRef, template: CertificateTemplate) -> None:
-    """The authority's and the provisioner's name policies, on the names being certified."""
-    authority_policy = snapshot.policies.get("authority")
-    provisioner_policy = snapshot.policies.get(f"provisioner/{record.id}")
-    if authority_policy is None and provisioner_policy is None:
-        return
-    chain = combine(
-        authority_policy,
-        provisioner_policy,
-        provisioner_scope=f"provisioner {record.name!r} policy",
-    )
-    by_type: dict[str, list[str]] = {"dns": [], "ip": [], "email": [], "uri": []}
-    for san in template.sans:
-        by_type[san.type].append(san.value)
-    common_names = [template.subject.common_name] if template.subject.common_name else []
-    chain.evaluate(
-        dns=by_type["dns"],
-        ips=by_type["ip"],
-        emails=by_type["email"],
-        uris=by_type["uri"],
-        common_names=common_names,
-    )
 
 
 def certificates_of(keys: Sequence[ActiveKey]) -> tuple[x509.Certificate, ...]:
@@ -182,10 +81,7 @@ class Authority:
         # Concurrent requests' events share commits (see ledger.group_commit).
         self.appender = GroupCommitter(runtime.store)
         self.recorder = Recorder(self.appender)
-        self.sign_audiences = audiences(runtime.config.dns_names, "sign")
-        self.server_cert_lifetime = parse_go_duration(runtime.config.tls_cert_lifetime)
-        if self.server_cert_lifetime < timedelta(seconds=10):
-            raise ConfigError("tls_cert_lifetime must be at least 10s")
+        self.server_cert_lifetime = runtime.config.server_cert_lifetime
         self._keys: dict[str, PrivateKey] = {}
         self._keys_lock = threading.Lock()
         # Issuance's CPU work (token, policy, template, signature) runs here, never on the
@@ -206,7 +102,7 @@ class Authority:
 
     def snapshot(self) -> Snapshot:
         """What the ledger says now (one indexed query; reloaded only after a change)."""
-        return self._fresh_state()[0]
+        return self.fresh_state()[0]
 
     def signing_key(self, key: ActiveKey) -> PrivateKey:
         cached = self._keys.get(key.key_id)
@@ -233,15 +129,6 @@ class Authority:
     def intermediate_fingerprint(self) -> str:
         certificate = self.snapshot().intermediate.certificate
         return certificate.fingerprint(hashes.SHA256()).hex() if certificate else ""
-
-    def tls_options(self) -> dict[str, Any]:
-        tls = self.runtime.config.tls
-        return {
-            "cipherSuites": [GO_CIPHER_NAMES.get(name, name) for name in tls.cipher_suites],
-            "minVersion": float(tls.min_version),
-            "maxVersion": float(tls.max_version),
-            "renegotiation": False,
-        }
 
     # -- issuance ----------------------------------------------------------------------
 
@@ -292,145 +179,16 @@ class Authority:
         record = next(p for p in snapshot.provisioners if p.id == provisioner.id)
         return record, provisioner.verify(token, accepted, self.context(snapshot, now))
 
-    def sign(self, request: SignRequest, info: RequestInfo) -> Issued:
-        """Authenticate, authorize, build, check and sign; return once the event committed."""
-        prepared = self.prepare_sign(request, info)
-        return prepared.issued(self._commit(prepared.append))
-
-    async def sign_async(self, request: SignRequest, info: RequestInfo) -> Issued:
-        """`sign` for an event loop: the CPU work runs in the preparers' pool, the commit
-        is awaited (no thread is held while the group committer writes), and the loop
-        stays free for every other request meanwhile.
-
-        It decides from the cached snapshot without asking the database first, and makes
-        that safe at both ends: the append carries the snapshot's state position as a
-        precondition (`Unchanged`), so a provisioner, key or policy change committed by any
-        instance in the meantime refuses it; and a refusal is re-checked against the
-        current state before the client sees it. Either way the request is decided again
-        on the new state, so every instance honours a change on its next request.
-        """
-        snapshot, position = self.state.cached()
-        for _ in range(3):
-            try:
-                prepared = await self._off_loop(self.prepare_sign, request, info, snapshot)
-            except CAError:
-                fresh = await self._off_loop(self._fresh_state)
-                if fresh[1] == position:
-                    raise
-                snapshot, position = fresh
-                continue
-            try:
-                (recorded,) = await self.recorder.record_async(
-                    prepared.append.events,
-                    prepared.append.actor,
-                    expected=prepared.append.expected,
-                    unchanged=Unchanged(STATE, position),
-                )
-            except ChangedSince:
-                snapshot, position = await self._off_loop(self._fresh_state)
-                continue
-            return prepared.issued(recorded.position)
-        raise Unavailable("the authority's configuration kept changing during the request")
-
-    async def _off_loop(self, work: Callable[..., T], *args: Any) -> T:
+    async def off_loop(self, work: Callable[..., T], *args: Any) -> T:
         context = contextvars.copy_context()  # the request's log context goes along
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._preparers, context.run, work, *args)
 
-    def _fresh_state(self) -> tuple[Snapshot, int]:
+    def fresh_state(self) -> tuple[Snapshot, int]:
         try:
             return self.state.current_entry()
         except LookupError as exc:
             raise ConfigError(str(exc)) from exc
-
-    def prepare_sign(
-        self, request: SignRequest, info: RequestInfo, snapshot: Snapshot | None = None
-    ) -> PreparedIssue:
-        """Everything of issuance but the commit: a signed certificate and its event."""
-        now = self.clock()
-        snapshot = snapshot or self.snapshot()
-        csr = parse_csr(request.csr)
-        if not request.ott:
-            raise BadRequest("missing ott")
-        provisioner = self.provisioner_for_token(snapshot, request.ott)
-        grant = provisioner.authorize_sign(request.ott, csr, self.context(snapshot, now))
-        not_before, not_after = validity(
-            grant.claims, now=now, not_before=request.not_before, not_after=request.not_after
-        )
-        names = [san.value for san in grant.sans]
-        key_type = key_type_of(csr.public_key())
-        if grant.template is not None:
-            template = render(
-                grant.template,
-                template_data(
-                    subject_cn=grant.subject,
-                    sans=names,
-                    token_claims=grant.token_claims,
-                    csr=csr,
-                    user_data=request.template_data,  # only custom templates see user data
-                    key_type=key_type,
-                ),
-            )
-        else:
-            template = default_leaf(grant.subject, names, key_type)
-        template = self._with_revocation_urls(template)
-        check_names(snapshot, grant.provisioner, template)
-        certificate = self._sign_leaf(
-            snapshot,
-            template,
-            cast(PublicKey, csr.public_key()),
-            not_before,
-            not_after,
-            list(grant.extensions),
-        )
-        issuer = snapshot.intermediate
-        append = self._issued_event(
-            certificate,
-            issuer,
-            sans=[{"type": s.type, "value": s.value} for s in template.sans],
-            provisioner=grant.provisioner.payload(),
-            token_id=grant.token_id,
-            info=info,
-        )
-        name = grant.provisioner.name
-        return PreparedIssue(certificate, self.chain_pems(certificate, issuer), name, append)
-
-    def _with_revocation_urls(self, template: CertificateTemplate) -> CertificateTemplate:
-        """The configured CRL and OCSP URLs, unless the template chose its own."""
-        crl_urls, ocsp_urls = leaf_urls(self.runtime.config)
-        return dataclasses.replace(
-            template,
-            crl_distribution_points=template.crl_distribution_points or crl_urls,
-            ocsp_server=template.ocsp_server or ocsp_urls,
-        )
-
-    def issue_server_certificate(
-        self, public_key: PublicKey, dns_names: tuple[str, ...], lifetime: timedelta
-    ) -> list[x509.Certificate]:
-        """The CA's own TLS certificate, recorded like any other issuance."""
-        now = self.clock()
-        snapshot = self.snapshot()
-        sans = split_sans(dns_names)
-        template = CertificateTemplate(
-            subject=Subject(common_name=dns_names[0]),
-            sans=tuple(TemplateSAN(s.type, s.value) for s in sans),  # type: ignore[arg-type]
-            key_usage=("digitalSignature",),
-            ext_key_usage=("serverAuth", "clientAuth"),
-        )
-        issuer = snapshot.intermediate
-        certificate = self._sign_leaf(
-            snapshot, template, public_key, now - timedelta(minutes=1), now + lifetime, []
-        )
-        self.record_issued(
-            certificate,
-            issuer,
-            sans=[{"type": s.type, "value": s.value} for s in sans],
-            provisioner=None,
-            token_id=None,
-            info=RequestInfo(request_id="server-tls"),
-        )
-        assert issuer.certificate is not None
-        return [certificate, issuer.certificate]
 
     def issuer(self, snapshot: Snapshot) -> Issuer:
         """The active intermediate and its key: what every new certificate is signed with."""
@@ -439,71 +197,20 @@ class Authority:
             raise SignerError("the active intermediate has no certificate")
         return Issuer(active.certificate, self.signing_key(active))
 
-    def _sign_leaf(
-        self,
-        snapshot: Snapshot,
-        template: Any,
-        public_key: PublicKey,
-        not_before: datetime,
-        not_after: datetime,
-        extensions: list[ProvisionerExtension],
-    ) -> x509.Certificate:
-        profile = TemplateProfile(template, [e.to_extension() for e in extensions])
-        validity = (not_before, not_after)
-        rules = self.leaf_rules(snapshot)
-        return issue(prepare(profile, public_key, validity, self.issuer(snapshot), rules))
-
     def leaf_rules(self, snapshot: Snapshot | None = None) -> LeafRules:
         """What no leaf may carry: the CA's subjects and configured OCSP responders."""
         snapshot = snapshot or self.snapshot()
         keys = (*snapshot.roots, *snapshot.intermediates)
         return LeafRules.of(tuple(k.certificate for k in keys), leaf_urls(self.runtime.config)[1])
 
-    def record_issued(self, certificate: x509.Certificate, issuer: ActiveKey, **fields: Any) -> int:
-        """Append the `x509.issued` event (`fields` as for `_issued_event`); its position."""
-        return self._commit(self._issued_event(certificate, issuer, **fields))
+    # -- entry points ------------------------------------------------------------------
 
-    def _commit(self, append: PendingAppend) -> int:
-        (recorded,) = self.recorder.record(append.events, append.actor, expected=append.expected)
-        return recorded.position
+    async def sign_async(self, request: SignRequest, info: RequestInfo) -> Issued:
+        """`POST /sign` (see `x509_issuance.sign_async`)."""
+        return await x509_issuance.sign_async(self, request, info)
 
-    def _issued_event(
-        self,
-        certificate: x509.Certificate,
-        issuer: ActiveKey,
-        *,
-        sans: list[dict[str, str]],
-        provisioner: dict[str, str] | None,
-        token_id: str | None,
-        info: RequestInfo,
-        renewed_from: str | None = None,
-        rekeyed_from: str | None = None,
-        actor_extra: Mapping[str, Any] | None = None,
-    ) -> PendingAppend:
-        serial = str(certificate.serial_number)
-        stream = ev.x509_stream(serial)
-        event = NewEvent(
-            stream,
-            ev.X509_ISSUED,
-            {
-                "serial": serial,
-                "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-                "subject": certificate.subject.rfc4514_string(),
-                "sans": sans,
-                "not_before": format_time(certificate.not_valid_before_utc),
-                "not_after": format_time(certificate.not_valid_after_utc),
-                "provisioner": provisioner,
-                "issuer_key_id": issuer.key_id,
-                "token_id": token_id,
-                "renewed_from": renewed_from,
-                "rekeyed_from": rekeyed_from,
-            },
-        )
-        actor = Actor.of(self.instance, info, provisioner, token_id, actor_extra)
-        return PendingAppend([event], actor, {stream: 0})
-
-    def chain_pems(self, certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:
-        chain = [certificate.public_bytes(serialization.Encoding.PEM).decode()]
-        if issuer.certificate_pem:
-            chain.append(issuer.certificate_pem)
-        return chain
+    def issue_server_certificate(
+        self, public_key: PublicKey, dns_names: tuple[str, ...], lifetime: timedelta
+    ) -> list[x509.Certificate]:
+        """The CA's own TLS certificate (see `x509_issuance.issue_server_certificate`)."""
+        return x509_issuance.issue_server_certificate(self, public_key, dns_names, lifetime)

@@ -32,9 +32,10 @@ from typing import Any, cast
 from cryptography import x509
 from sqlalchemy import select
 
-from ca.authority.authority import Authority, Issued
+from ca.authority.authority import Authority
 from ca.authority.recorder import Actor, RequestInfo
 from ca.authority.state import Snapshot
+from ca.authority.x509_issuance import Issued, chain_pems, record_issued
 from ca.errors import AuthError, BadRequest, NotFound
 from ca.keys.files import PublicKey
 from ca.pki.csr import check_csr_key, parse_csr
@@ -214,7 +215,8 @@ def _reissue(
         actor["mtls_serial"] = old_serial
     ref = provisioner.ref
     try:
-        position = authority.record_issued(
+        position = record_issued(
+            authority,
             certificate,
             snapshot.intermediate,
             sans=json.loads(row["sans"]),
@@ -232,7 +234,7 @@ def _reissue(
         raise AuthError("certificate was not issued by this CA") from None
     return Issued(
         certificate,
-        authority.chain_pems(certificate, snapshot.intermediate),
+        chain_pems(certificate, snapshot.intermediate),
         str(certificate.serial_number),
         ref.name if ref else None,
         position,

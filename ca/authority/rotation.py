@@ -60,7 +60,7 @@ def _current(runtime: Runtime) -> tuple[ActiveKey, ActiveKey, int]:
 
 
 def _key_type(key: ActiveKey) -> str:
-    from ca.authority.authority import key_type_of
+    from ca.authority.x509_issuance import key_type_of
 
     assert key.certificate is not None
     return key_type_of(key.certificate.public_key())

@@ -66,6 +66,7 @@ def test_a_valid_config_loads_with_its_types(tmp_path: Path) -> None:
         ({}, '[checkpoint]\nevery = "lots"\n', "checkpoint.every must be an integer, not 'lots'"),
         ({}, "[checkpoint]\nevery = true\n", "checkpoint.every must be an integer, not true"),
         ({"tls_cert_lifetime": '"a day"'}, "", "tls_cert_lifetime: invalid duration 'a day'"),
+        ({"tls_cert_lifetime": '"5s"'}, "", "tls_cert_lifetime must be at least 10s, not 5s"),
         ({"address": '"nowhere"'}, "", "address must be HOST:PORT, not 'nowhere'"),
         ({"address": ""}, "", "address is missing"),
         ({"ssh_hosts_require_auth": '"yes"'}, "", "ssh_hosts_require_auth must be true or false"),

@@ -23,8 +23,9 @@ from support.ca_server import (
     mint_token,
 )
 
-from ca.authority.authority import Authority, SignRequest
+from ca.authority.authority import Authority
 from ca.authority.recorder import RequestInfo
+from ca.authority.x509_issuance import SignRequest
 from ca.errors import AuthError
 from ca.home import Home
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
