@@ -10,7 +10,7 @@ holds the JSON value itself except where its type says otherwise —
 | `str`, `int`, `bool` | the value |
 | `tuple[X, ...]` | a list of X's payload values |
 | `Mapping[str, ...]` | an object (a JSON document the CA does not interpret here) |
-| a value class (`values.SAN`, `values.ProvisionerRef`) | its `to_json()` object |
+| a `Value` (`values.SAN`, `values.ProvisionerRef`) | an object of its fields |
 | `X | None` | X's payload value, or null |
 
 Reading is the reverse, after upcasting an older schema to the class's `SCHEMA`. A field
@@ -140,22 +140,37 @@ class _Codec:
     write: Callable[[Any], dict[str, Any]]
 
 
-_CODECS: dict[type[Event], _Codec] = {}
+class Value:
+    """The base of the small values nested in payloads (`projections.events.values`), each
+    a `@dataclass(frozen=True, slots=True)` whose JSON form is an object of its fields."""
+
+    __slots__ = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return _codec(type(self)).write(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Self:
+        value: Self = _codec(cls).read(data)
+        return value
 
 
-def payload_fields(cls: type[Event]) -> tuple[PayloadField, ...]:
+_CODECS: dict[type[Event | Value], _Codec] = {}
+
+
+def payload_fields(cls: type[Event | Value]) -> tuple[PayloadField, ...]:
     """The fields of `cls` in declaration order."""
     return _codec(cls).fields
 
 
-def _codec(cls: type[Event]) -> _Codec:
+def _codec(cls: type[Event | Value]) -> _Codec:
     known = _CODECS.get(cls)
     if known is None:
         known = _CODECS[cls] = _compile(cls)
     return known
 
 
-def _compile(cls: type[Event]) -> _Codec:
+def _compile(cls: type[Event | Value]) -> _Codec:
     """Work out `cls`'s fields once, and generate its reader and writer.
 
     Replays decode every event, so the reader is straight-line code, and it fills the
@@ -164,7 +179,7 @@ def _compile(cls: type[Event]) -> _Codec:
     values are the stored payload's, checked by no `__init__` either way.
     """
     if "__slots__" not in cls.__dict__:
-        raise TypeError(f"{cls.__name__}: event classes are @dataclass(..., slots=True)")
+        raise TypeError(f"{cls.__name__}: events and values are @dataclass(..., slots=True)")
     hints = typing.get_type_hints(cls)
     fields: list[PayloadField] = []
     names: dict[str, Any] = {"cls": cls, "new": object.__new__}
@@ -223,10 +238,7 @@ def _converters(hint: Any) -> tuple[Convert | None, Convert | None]:
         )
     if origin is Mapping:
         return None, dict
-    if isinstance(hint, type) and hasattr(hint, "from_json") and hasattr(hint, "to_json"):
-        return hint.from_json, _to_json
+    if isinstance(hint, type) and issubclass(hint, Value):
+        codec = _codec(hint)
+        return codec.read, codec.write
     raise TypeError(f"{hint!r} has no payload form (see projections.events.base)")
-
-
-def _to_json(value: Any) -> Any:
-    return value.to_json()

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+
+from projections.events.base import Value
 
 
 @dataclass(frozen=True, slots=True)
-class SAN:
+class SAN(Value):
     """A subject alternative name as the CA records it."""
 
     type: str
@@ -16,16 +16,9 @@ class SAN:
     value: str
     """The name itself, as it appears in the certificate."""
 
-    def to_json(self) -> dict[str, str]:
-        return {"type": self.type, "value": self.value}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> SAN:
-        return cls(data["type"], data["value"])
-
 
 @dataclass(frozen=True, slots=True)
-class ProvisionerRef:
+class ProvisionerRef(Value):
     """The provisioner that authorized something, as it was named at that moment."""
 
     id: str
@@ -34,13 +27,6 @@ class ProvisionerRef:
     """Its name at the time (a label: names change)."""
     type: str
     """Its type, e.g. `JWK`."""
-
-    def to_json(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "type": self.type}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> ProvisionerRef:
-        return cls(data["id"], data["name"], data["type"])
 
 
 VALUES: tuple[type[SAN | ProvisionerRef], ...] = (SAN, ProvisionerRef)
