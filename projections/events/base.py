@@ -57,7 +57,7 @@ class PayloadField:
 
 
 class Event:
-    """The base of every event class, each a `@dataclass(frozen=True, kw_only=True)`.
+    """The base of every event class, each a `@dataclass(frozen=True, kw_only=True, slots=True)`.
 
     A subclass sets `TYPE` (stable forever: it is in the hash chain), `SCHEMA` (bumped with
     every change to the payload, registering an `upcaster` from the previous number) and
