@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, Connection, Integer, String, Table, Text, update
 
 from ledger import RecordedEvent, canonical_json, format_time
-from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
+from projections.events import AuthorityInitialized, KeyActivated, KeyRetired
 
 authority = Table(
     "authority",
@@ -35,13 +35,14 @@ authority_keys = Table(
 
 
 def _initialized(connection: Connection, event: RecordedEvent) -> None:
+    initialized = AuthorityInitialized.from_recorded(event)
     if connection.execute(authority.select()).first() is not None:
         raise ProjectionConflict("the authority is already initialized")
     connection.execute(
         authority.insert().values(
             id=1,
-            name=event.data["name"],
-            root_fingerprint=event.data["root_fingerprint"],
+            name=initialized.name,
+            root_fingerprint=initialized.root_fingerprint,
             initialized_at=format_time(event.recorded_at),
             initialized_position=event.position,
         )
@@ -49,15 +50,15 @@ def _initialized(connection: Connection, event: RecordedEvent) -> None:
 
 
 def _activated(connection: Connection, event: RecordedEvent) -> None:
-    data = event.data
+    activated = KeyActivated.from_recorded(event)
     connection.execute(
         authority_keys.insert().values(
-            key_id=data["key_id"],
-            role=data["role"],
-            certificate=data.get("certificate"),
-            public_key=data["public_key"],
-            key_ref=canonical_json(data["key_ref"]),
-            fingerprint=data.get("fingerprint"),
+            key_id=activated.key_id,
+            role=activated.role,
+            certificate=activated.certificate,
+            public_key=activated.public_key,
+            key_ref=canonical_json(dict(activated.key_ref)),
+            fingerprint=activated.fingerprint,
             active=True,
             activated_position=event.position,
         )
@@ -65,13 +66,14 @@ def _activated(connection: Connection, event: RecordedEvent) -> None:
 
 
 def _retired(connection: Connection, event: RecordedEvent) -> None:
+    retired = KeyRetired.from_recorded(event)
     result = connection.execute(
         update(authority_keys)
-        .where(authority_keys.c.key_id == event.data["key_id"], authority_keys.c.active.is_(True))
+        .where(authority_keys.c.key_id == retired.key_id, authority_keys.c.active.is_(True))
         .values(active=False, retired_position=event.position)
     )
     if result.rowcount != 1:
-        raise ProjectionConflict(f"key {event.data['key_id']} is not active")
+        raise ProjectionConflict(f"key {retired.key_id} is not active")
 
 
 projection = Projection(
@@ -79,8 +81,8 @@ projection = Projection(
     mode=Mode.INLINE,
     tables=(authority, authority_keys),
     handlers={
-        ev.AUTHORITY_INITIALIZED: _initialized,
-        ev.KEY_ACTIVATED: _activated,
-        ev.KEY_RETIRED: _retired,
+        AuthorityInitialized.TYPE: _initialized,
+        KeyActivated.TYPE: _activated,
+        KeyRetired.TYPE: _retired,
     },
 )

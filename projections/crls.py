@@ -16,10 +16,10 @@ import base64
 from sqlalchemy import Column, Connection, Index, Integer, LargeBinary, String, Table, select
 
 from ledger import RecordedEvent
-from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.certificates import certificates
 from projections.errors import ProjectionConflict
+from projections.events import CRLPublished
 
 crls = Table(
     "crls",
@@ -42,19 +42,19 @@ revocations_by_issuer = Index(
 
 
 def _published(connection: Connection, event: RecordedEvent) -> None:
-    data = event.data
-    issuer = str(data["issuer_key_id"])
-    number = int(data["number"])
+    published = CRLPublished.from_recorded(event)
+    issuer = published.issuer_key_id
+    number = published.number
     if number != event.version:
         # The number is the stream version: that is what makes it unique across instances.
         raise ProjectionConflict(f"CRL number {number} is not its stream version {event.version}")
     values = {
         "number": number,
-        "this_update": data["this_update"],
-        "next_update": data["next_update"],
-        "revoked_through": int(data["revoked_through"]),
-        "entries": int(data["entries"]),
-        "der": base64.b64decode(data["der"]),
+        "this_update": published.this_update,
+        "next_update": published.next_update,
+        "revoked_through": published.revoked_through,
+        "entries": published.entries,
+        "der": base64.b64decode(published.der),
         "published_position": event.position,
     }
     current = connection.execute(
@@ -72,5 +72,5 @@ projection = Projection(
     name="crls",
     mode=Mode.INLINE,
     tables=(crls,),
-    handlers={ev.CRL_PUBLISHED: _published},
+    handlers={CRLPublished.TYPE: _published},
 )

@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import Column, Connection, String, Table, Text, delete
 
 from ledger import RecordedEvent, canonical_json
-from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
+from projections.events import PolicySet
 
 policies = Table(
     "policies",
@@ -21,15 +21,15 @@ _INSERT = policies.insert()
 
 
 def _set(connection: Connection, event: RecordedEvent) -> None:
-    data = event.data
-    connection.execute(delete(policies).where(policies.c.scope == data["scope"]))
-    if data.get("policy") is not None:
+    policy_set = PolicySet.from_recorded(event)
+    connection.execute(delete(policies).where(policies.c.scope == policy_set.scope))
+    if policy_set.policy is not None:
         connection.execute(
             _INSERT,
             {
-                "scope": data["scope"],
-                "provisioner_id": data.get("provisioner_id"),
-                "policy": canonical_json(data["policy"]),
+                "scope": policy_set.scope,
+                "provisioner_id": policy_set.provisioner_id,
+                "policy": canonical_json(dict(policy_set.policy)),
                 "set_position": event.position,
             },
         )
@@ -39,5 +39,5 @@ projection = Projection(
     name="policies",
     mode=Mode.INLINE,
     tables=(policies,),
-    handlers={ev.POLICY_SET: _set},
+    handlers={PolicySet.TYPE: _set},
 )

@@ -8,9 +8,9 @@ from sqlalchemy import Column, Connection, String, Table, Text, delete, select, 
 from sqlalchemy.exc import IntegrityError
 
 from ledger import RecordedEvent, canonical_json, is_unique_violation
-from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
+from projections.events import ProvisionerAdded, ProvisionerRemoved, ProvisionerUpdated
 
 provisioners = Table(
     "provisioners",
@@ -33,43 +33,42 @@ _TEXT_FIELDS = {"name", "encrypted_key"}
 
 
 def _added(connection: Connection, event: RecordedEvent) -> None:
-    data = event.data
+    added = ProvisionerAdded.from_recorded(event)
     taken = connection.execute(
-        select(provisioners.c.id).where(provisioners.c.name == data["name"])
+        select(provisioners.c.id).where(provisioners.c.name == added.name)
     ).first()
     if taken is not None:
-        raise ProjectionConflict(f"a provisioner named {data['name']!r} already exists")
-    key = data.get("key") or {}
+        raise ProjectionConflict(f"a provisioner named {added.name!r} already exists")
     try:
-        _insert(connection, event, key)
+        _insert(connection, added, event.position)
     except IntegrityError as exc:
         if not is_unique_violation(exc):
             raise
-        kid = key.get("kid")
+        kid = added.key.get("kid")
         raise ProjectionConflict(f"a provisioner with key id {kid!r} already exists") from None
 
 
-def _insert(connection: Connection, event: RecordedEvent, key: dict[str, Any]) -> None:
-    data = event.data
+def _insert(connection: Connection, added: ProvisionerAdded, position: int) -> None:
     connection.execute(
         provisioners.insert().values(
-            id=data["id"],
-            name=data["name"],
-            type=data["type"],
-            kid=key.get("kid"),
-            key=canonical_json(key),
-            encrypted_key=data.get("encrypted_key"),
-            claims=canonical_json(data.get("claims", {})),
-            options=canonical_json(data.get("options", {})),
-            added_position=event.position,
-            updated_position=event.position,
+            id=added.id,
+            name=added.name,
+            type=added.type,
+            kid=added.key.get("kid"),
+            key=canonical_json(dict(added.key)),
+            encrypted_key=added.encrypted_key,
+            claims=canonical_json(dict(added.claims)),
+            options=canonical_json(dict(added.options)),
+            added_position=position,
+            updated_position=position,
         )
     )
 
 
 def _updated(connection: Connection, event: RecordedEvent) -> None:
+    updated = ProvisionerUpdated.from_recorded(event)
     values: dict[str, Any] = {"updated_position": event.position}
-    for field, value in event.data["changes"].items():
+    for field, value in updated.changes.items():
         if field in _JSON_FIELDS:
             values[field] = canonical_json(value)
             if field == "key":
@@ -80,7 +79,7 @@ def _updated(connection: Connection, event: RecordedEvent) -> None:
             raise ProjectionConflict(f"provisioner field {field!r} cannot be updated")
     try:
         result = connection.execute(
-            update(provisioners).where(provisioners.c.id == event.data["id"]).values(**values)
+            update(provisioners).where(provisioners.c.id == updated.id).values(**values)
         )
     except IntegrityError as exc:
         if not is_unique_violation(exc):
@@ -89,13 +88,14 @@ def _updated(connection: Connection, event: RecordedEvent) -> None:
             f"a provisioner named {values.get('name')!r} already exists"
         ) from None
     if result.rowcount != 1:
-        raise ProjectionConflict(f"provisioner {event.data['id']} does not exist")
+        raise ProjectionConflict(f"provisioner {updated.id} does not exist")
 
 
 def _removed(connection: Connection, event: RecordedEvent) -> None:
-    result = connection.execute(delete(provisioners).where(provisioners.c.id == event.data["id"]))
+    removed = ProvisionerRemoved.from_recorded(event)
+    result = connection.execute(delete(provisioners).where(provisioners.c.id == removed.id))
     if result.rowcount != 1:
-        raise ProjectionConflict(f"provisioner {event.data['id']} does not exist")
+        raise ProjectionConflict(f"provisioner {removed.id} does not exist")
 
 
 projection = Projection(
@@ -103,8 +103,8 @@ projection = Projection(
     mode=Mode.INLINE,
     tables=(provisioners,),
     handlers={
-        ev.PROVISIONER_ADDED: _added,
-        ev.PROVISIONER_UPDATED: _updated,
-        ev.PROVISIONER_REMOVED: _removed,
+        ProvisionerAdded.TYPE: _added,
+        ProvisionerUpdated.TYPE: _updated,
+        ProvisionerRemoved.TYPE: _removed,
     },
 )

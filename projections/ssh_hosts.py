@@ -10,8 +10,8 @@ from __future__ import annotations
 from sqlalchemy import Column, Connection, Index, PrimaryKeyConstraint, String, Table, delete
 
 from ledger import RecordedEvent
-from ledger import catalogue as ev
 from projections.base import Mode, Position, Projection, metadata
+from projections.events import SSHIssued, SSHRevoked
 
 ssh_hosts = Table(
     "ssh_hosts",
@@ -28,11 +28,11 @@ ssh_hosts = Table(
 
 
 def _issued(connection: Connection, event: RecordedEvent) -> None:
-    data = event.data
-    if data.get("cert_type") != "host":
+    issued = SSHIssued.from_recorded(event)
+    if issued.cert_type != "host":
         return
     # Host names are case-insensitive; one row per distinct name.
-    principals = sorted({str(p).lower() for p in data["principals"]})
+    principals = sorted({p.lower() for p in issued.principals})
     if not principals:
         return
     connection.execute(
@@ -40,9 +40,9 @@ def _issued(connection: Connection, event: RecordedEvent) -> None:
         [
             {
                 "principal": principal,
-                "serial": str(data["serial"]),
-                "valid_after": data["valid_after"],
-                "valid_before": data["valid_before"],
+                "serial": issued.serial,
+                "valid_after": issued.valid_after,
+                "valid_before": issued.valid_before,
                 "issued_position": event.position,
             }
             for principal in principals
@@ -51,12 +51,13 @@ def _issued(connection: Connection, event: RecordedEvent) -> None:
 
 
 def _revoked(connection: Connection, event: RecordedEvent) -> None:
-    connection.execute(delete(ssh_hosts).where(ssh_hosts.c.serial == str(event.data["serial"])))
+    serial = SSHRevoked.from_recorded(event).serial
+    connection.execute(delete(ssh_hosts).where(ssh_hosts.c.serial == serial))
 
 
 projection = Projection(
     name="ssh_hosts",
     mode=Mode.INLINE,
     tables=(ssh_hosts,),
-    handlers={ev.SSH_ISSUED: _issued, ev.SSH_REVOKED: _revoked},
+    handlers={SSHIssued.TYPE: _issued, SSHRevoked.TYPE: _revoked},
 )

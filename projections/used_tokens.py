@@ -6,17 +6,24 @@ is refused even when it reaches another process on the same database at the same
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Column, Connection, String, Table
 from sqlalchemy.exc import IntegrityError
 
 from ledger import RecordedEvent, is_unique_violation
-from ledger import catalogue as ev
 from ledger.fastsql import Prepared
 from projections.base import Mode, Position, Projection, metadata
 from projections.errors import ProjectionConflict
+from projections.events import (
+    ProvisionerRef,
+    SSHIssued,
+    SSHRevoked,
+    TokenSpent,
+    X509Issued,
+    X509Revoked,
+)
 
 used_tokens = Table(
     "used_tokens",
@@ -35,14 +42,23 @@ class TokenAlreadyUsed(ProjectionConflict):
     """The token's id is already in `used_tokens`."""
 
 
+class SpendsToken(Protocol):
+    """An event that may spend a one-time token."""
+
+    @property
+    def token_id(self) -> str | None: ...
+    @property
+    def provisioner(self) -> ProvisionerRef | None: ...
+
+
 def _row(event: RecordedEvent) -> dict[str, Any] | None:
-    token_id = event.data.get("token_id")
-    if not token_id:
+    spending = _SPENDING[event.type](event)
+    if not spending.token_id:
         return None
-    provisioner = event.data.get("provisioner") or {}
+    provisioner = spending.provisioner
     return {
-        "token_id": token_id,
-        "provisioner_id": provisioner.get("id"),
+        "token_id": spending.token_id,
+        "provisioner_id": provisioner.id if provisioner else None,
         "stream": event.stream,
         "used_position": event.position,
     }
@@ -70,9 +86,13 @@ def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> Non
         _insert(connection, rows)
 
 
-_SPENDING = frozenset(
-    {ev.X509_ISSUED, ev.X509_REVOKED, ev.SSH_ISSUED, ev.SSH_REVOKED, ev.TOKEN_SPENT}
-)
+_SPENDING: dict[str, Callable[[RecordedEvent], SpendsToken]] = {
+    X509Issued.TYPE: X509Issued.from_recorded,
+    X509Revoked.TYPE: X509Revoked.from_recorded,
+    SSHIssued.TYPE: SSHIssued.from_recorded,
+    SSHRevoked.TYPE: SSHRevoked.from_recorded,
+    TokenSpent.TYPE: TokenSpent.from_recorded,
+}
 
 
 projection = Projection(

@@ -26,8 +26,8 @@ from ca.authority.recorder import Actor, RequestInfo
 from ca.errors import AuthError, PolicyError
 from ca.tokens import audiences
 from ledger import NewEvent
-from ledger import catalogue as ev
 from projections.certificates import certificates
+from projections.events import ProvisionerRef, TokenSpent
 
 
 @dataclass(frozen=True)
@@ -85,15 +85,11 @@ def authenticate(
         accepted = audiences(authority.runtime.config.dns_names, "admin")
         record, token = authority.verify_jwk_token(snapshot, bearer, accepted, now=now)
         admin = match(snapshot.admins, provisioner_id=record.id, subjects={token.subject})
-        spent = NewEvent(
-            ev.token_stream(token.token_id),
-            ev.TOKEN_SPENT,
-            {
-                "token_id": token.token_id,
-                "provisioner": {"id": record.id, "name": record.name, "type": record.type},
-                "purpose": "admin",
-            },
-        )
+        spent = TokenSpent(
+            token_id=token.token_id,
+            provisioner=ProvisionerRef(record.id, record.name, record.type),
+            purpose="admin",
+        ).to_new_event()
         actor = Actor(
             authority.instance, info, token_id=token.token_id,
             extra={"admin": admin.subject, "admin_id": admin.id, "via": "token"},

@@ -20,7 +20,7 @@ from cryptography import x509
 
 from ca.errors import AuthError, BadRequest, NotFound, PolicyError
 from ledger import EventStore, NewEvent
-from ledger import catalogue as ev
+from projections.events import ADMINS_STREAM, AdminAdded, AdminRemoved
 
 ADMIN = "ADMIN"
 SUPER_ADMIN = "SUPER_ADMIN"
@@ -54,22 +54,19 @@ def fold(events: Iterable[tuple[str, Mapping[str, Any]]]) -> tuple[Admin, ...]:
     """The admins in force after `events` ((type, data) of the `admins` stream, in order)."""
     current: dict[str, Admin] = {}
     for event_type, data in events:
-        if event_type == ev.ADMIN_ADDED:
-            current[data["id"]] = Admin(
-                data["id"],
-                data["subject"],
-                data["provisioner_id"],
-                data["provisioner_name"],
-                data["type"],
+        if event_type == AdminAdded.TYPE:
+            added = AdminAdded.from_payload(data)
+            current[added.id] = Admin(
+                added.id, added.subject, added.provisioner_id, added.provisioner_name, added.type
             )
-        elif event_type == ev.ADMIN_REMOVED:
-            current.pop(data["id"], None)
+        elif event_type == AdminRemoved.TYPE:
+            current.pop(AdminRemoved.from_payload(data).id, None)
     return tuple(current.values())
 
 
 def current(store: EventStore) -> tuple[tuple[Admin, ...], int]:
     """The admins now, and the `admins` stream version they reflect."""
-    events = store.read_stream(ev.ADMINS_STREAM)
+    events = store.read_stream(ADMINS_STREAM)
     return fold((e.type, e.data) for e in events), (events[-1].version if events else 0)
 
 
@@ -99,21 +96,17 @@ def add(
     admin = Admin(str(uuid.uuid4()), subject, provisioner_id, provisioner_name, admin_type)
     store.append(
         [
-            NewEvent(
-                ev.ADMINS_STREAM,
-                ev.ADMIN_ADDED,
-                {
-                    "id": admin.id,
-                    "subject": admin.subject,
-                    "provisioner_id": admin.provisioner_id,
-                    "provisioner_name": admin.provisioner_name,
-                    "type": admin.type,
-                },
-            ),
+            AdminAdded(
+                id=admin.id,
+                subject=admin.subject,
+                provisioner_id=admin.provisioner_id,
+                provisioner_name=admin.provisioner_name,
+                type=admin.type,
+            ).to_new_event(),
             *also,
         ],
         actor=actor,
-        expected={ev.ADMINS_STREAM: version},
+        expected={ADMINS_STREAM: version},
     )
     return admin
 
@@ -136,13 +129,11 @@ def remove(
         raise PolicyError("the last super admin cannot be removed")
     store.append(
         [
-            NewEvent(
-                ev.ADMINS_STREAM, ev.ADMIN_REMOVED, {"id": admin.id, "subject": admin.subject}
-            ),
+            AdminRemoved(id=admin.id, subject=admin.subject).to_new_event(),
             *also,
         ],
         actor=actor,
-        expected={ev.ADMINS_STREAM: version},
+        expected={ADMINS_STREAM: version},
     )
     return admin
 

@@ -51,7 +51,12 @@ from ca.pki.profiles import (
 from ca.provisioners.jwk_keys import create_provisioner_key
 from ca.ssh.keys import ssh_key_events
 from ledger import EventStore, NewEvent, create_engine
-from ledger import catalogue as ev
+from projections.events import (
+    AUTHORITY_STREAM,
+    AuthorityInitialized,
+    KeyActivated,
+    ProvisionerAdded,
+)
 from projections.runner import Projections
 
 Say = Callable[[str], None]
@@ -299,25 +304,22 @@ def _build(
     save_config(staging.config_file, config)
 
     root_fp = fingerprint(root)
-    events = [
-        NewEvent(ev.AUTHORITY_STREAM, ev.AUTHORITY_INITIALIZED,
-                 {"name": options.name, "root_fingerprint": root_fp}),
-        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
-            "x509_root", root, file_ref("secrets/root_ca_key")
-            if root_key is not None else {"type": "offline"})),
-        NewEvent(ev.AUTHORITY_STREAM, ev.KEY_ACTIVATED, key_payload(
-            "x509_intermediate", intermediate, intermediate_ref)),
-        NewEvent(ev.provisioner_stream(pid := str(uuid.uuid4())), ev.PROVISIONER_ADDED, {
-            "id": pid,
-            "name": options.provisioner,
-            "type": "JWK",
-            "key": provisioner_key.public_jwk,
-            "encrypted_key": provisioner_key.encrypted_key,
-            "claims": {},
-            "options": {},
-        }),
+    root_ref = file_ref("secrets/root_ca_key") if root_key is not None else {"type": "offline"}
+    events: list[NewEvent] = [
+        AuthorityInitialized(name=options.name, root_fingerprint=root_fp).to_new_event(),
+        key_activated("x509_root", root, root_ref).to_new_event(),
+        key_activated("x509_intermediate", intermediate, intermediate_ref).to_new_event(),
+        ProvisionerAdded(
+            id=str(uuid.uuid4()),
+            name=options.provisioner,
+            type="JWK",
+            key=provisioner_key.public_jwk,
+            encrypted_key=provisioner_key.encrypted_key,
+            claims={},
+            options={},
+        ).to_new_event(),
         activation_event(ledger_key.public_key(), ledger_key_ref),
-    ]  # fmt: skip
+    ]
     if options.ssh:
         events += ssh_key_events(staging.path, ca_password, options.key_type)
     # The embedded database is created inside the staging home and moves with it.
@@ -326,7 +328,7 @@ def _build(
     try:
         migrations.upgrade(engine)
         store = EventStore(engine, inline=Projections().inline_applier())
-        store.append(events, actor=actor("init"), expected={ev.AUTHORITY_STREAM: 0})
+        store.append(events, actor=actor("init"), expected={AUTHORITY_STREAM: 0})
     except SQLAlchemyError as exc:
         raise ConfigError(f"cannot write the ledger: {exc}") from exc
     finally:
@@ -334,18 +336,19 @@ def _build(
     return InitResult(home.path, root_fp, home.database_url(database), generated)
 
 
-def key_payload(
+def key_activated(
     role: str, certificate: x509.Certificate, key_ref: dict[str, str]
-) -> dict[str, object]:
+) -> KeyActivated:
+    """The activation of an X.509 CA key (root or intermediate) with its certificate."""
     public = certificate.public_key()
-    return {
-        "key_id": key_id(public),  # type: ignore[arg-type]
-        "role": role,
-        "certificate": pem(certificate),
-        "public_key": public_pem(public),  # type: ignore[arg-type]
-        "key_ref": key_ref,
-        "fingerprint": fingerprint(certificate),
-    }
+    return KeyActivated(
+        key_id=key_id(public),  # type: ignore[arg-type]
+        role=role,
+        certificate=pem(certificate),
+        public_key=public_pem(public),  # type: ignore[arg-type]
+        key_ref=key_ref,
+        fingerprint=fingerprint(certificate),
+    )
 
 
 def _read_cert(path: Path, what: str) -> x509.Certificate:

@@ -12,7 +12,7 @@ from typing import Any
 from ca.authority.provisioners import find
 from ca.policy import NamePolicy
 from ledger import EventStore, NewEvent, RecordedEvent
-from ledger import catalogue as ev
+from projections.events import PolicySet
 
 
 def scope_of(store: EventStore, provisioner: str | None) -> tuple[str, str | None]:
@@ -37,16 +37,10 @@ def set_policy(
     """
     normalised = NamePolicy.from_json(policy).to_json() if policy is not None else None
     scope, provisioner_id = scope_of(store, provisioner)
-    stream = ev.policy_stream(scope)
+    policy_set = PolicySet(scope=scope, provisioner_id=provisioner_id, policy=normalised)
+    stream = policy_set.stream
     event, *_ = store.append(
-        [
-            NewEvent(
-                stream,
-                ev.POLICY_SET,
-                {"scope": scope, "provisioner_id": provisioner_id, "policy": normalised},
-            ),
-            *also,
-        ],
+        [policy_set.to_new_event(), *also],
         actor=actor,
         expected={stream: store.stream_version(stream)},
     )

@@ -28,7 +28,14 @@ from ca.provisioners.jwk import JWKProvisioner
 from ca.provisioners.jwk_keys import create_provisioner_key, thumbprint
 from ca.templates.x509 import render
 from ledger import EventStore, NewEvent, RecordedEvent
-from ledger import catalogue as ev
+from projections.events import (
+    ADMINS_STREAM,
+    AdminRemoved,
+    ProvisionerAdded,
+    ProvisionerRemoved,
+    ProvisionerUpdated,
+    provisioner_stream,
+)
 from projections.provisioners import provisioners
 
 SUPPORTED_TYPES = ("JWK",)
@@ -208,27 +215,19 @@ def add_jwk_key(
         raise BadRequest(f"a provisioner with key id {public_jwk.get('kid')!r} already exists")
     if encrypted_key is not None:
         check_encrypted_key(encrypted_key)
-    provisioner_id = str(uuid.uuid4())
-    stream = ev.provisioner_stream(provisioner_id)
+    added = ProvisionerAdded(
+        id=str(uuid.uuid4()),
+        name=name,
+        type="JWK",
+        key=dict(public_jwk),
+        encrypted_key=encrypted_key,
+        claims=dict(claims),
+        options=dict(options),
+    )
     recorded, *_ = store.append(
-        [
-            NewEvent(
-                stream,
-                ev.PROVISIONER_ADDED,
-                {
-                    "id": provisioner_id,
-                    "name": name,
-                    "type": "JWK",
-                    "key": dict(public_jwk),
-                    "encrypted_key": encrypted_key,
-                    "claims": dict(claims),
-                    "options": dict(options),
-                },
-            ),
-            *also,
-        ],
+        [added.to_new_event(), *also],
         actor=actor,
-        expected={stream: 0},
+        expected={added.stream: 0},
     )
     return recorded
 
@@ -257,23 +256,17 @@ def update(
         validate_options(changes["options"], _leaf_rules(store))
     if not changes:
         raise BadRequest("nothing to update")
-    stream = ev.provisioner_stream(current.id)
+    stream = provisioner_stream(current.id)
     expected = {stream: store.stream_version(stream)}
     if "name" in changes:
         if not isinstance(changes["name"], str):
             raise BadRequest("name must be a string")
         check_name(changes["name"], taken=list_all(store), renaming=current.id)
         _, version = _bound_admins(store, current, by_super_admin=by_super_admin)
-        expected[ev.ADMINS_STREAM] = version
+        expected[ADMINS_STREAM] = version
+    updated = ProvisionerUpdated(id=current.id, name=current.name, changes=dict(changes))
     recorded, *_ = store.append(
-        [
-            NewEvent(
-                stream,
-                ev.PROVISIONER_UPDATED,
-                {"id": current.id, "name": current.name, "changes": dict(changes)},
-            ),
-            *also,
-        ],
+        [updated.to_new_event(), *also],
         actor=actor,
         expected=expected,
     )
@@ -303,20 +296,16 @@ def remove(
         raise PolicyError(
             f"cannot remove provisioner {current.name!r} because no super admins will remain"
         )
-    stream = ev.provisioner_stream(current.id)
+    removed = ProvisionerRemoved(id=current.id, name=current.name)
+    stream = removed.stream
     recorded, *_ = store.append(
         [
-            NewEvent(stream, ev.PROVISIONER_REMOVED, {"id": current.id, "name": current.name}),
-            *(
-                NewEvent(
-                    ev.ADMINS_STREAM, ev.ADMIN_REMOVED, {"id": admin.id, "subject": admin.subject}
-                )
-                for admin in bound
-            ),
+            removed.to_new_event(),
+            *(AdminRemoved(id=a.id, subject=a.subject).to_new_event() for a in bound),
             *also,
         ],
         actor=actor,
-        expected={stream: store.stream_version(stream), ev.ADMINS_STREAM: version},
+        expected={stream: store.stream_version(stream), ADMINS_STREAM: version},
     )
     return recorded
 

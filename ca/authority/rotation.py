@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from ca.authority.initialize import actor, key_payload
+from ca.authority.initialize import actor, key_activated
 from ca.authority.state import ActiveKey, load_snapshot
 from ca.errors import ConfigError
 from ca.keys.files import (
@@ -31,8 +31,7 @@ from ca.keys.pkcs11 import PKCS11Settings, create_key, delete_created_key, pkcs1
 from ca.keys.refs import file_ref, is_local, load_signer
 from ca.pki.profiles import build_intermediate_csr, check_intermediate, sign_intermediate_csr
 from ca.runtime import Runtime
-from ledger import NewEvent
-from ledger import catalogue as ev
+from projections.events import AUTHORITY_STREAM, KeyRetired
 
 PENDING_KEY = "secrets/intermediate_ca_pending_key"
 
@@ -55,7 +54,7 @@ def _current(runtime: Runtime) -> tuple[ActiveKey, ActiveKey, int]:
     return (
         snapshot.roots[-1],
         snapshot.intermediate,
-        runtime.store.stream_version(ev.AUTHORITY_STREAM),
+        runtime.store.stream_version(AUTHORITY_STREAM),
     )
 
 
@@ -76,19 +75,11 @@ def _activate(
     reference = file_ref(key_ref) if isinstance(key_ref, str) else key_ref
     runtime.store.append(
         [
-            NewEvent(
-                ev.AUTHORITY_STREAM,
-                ev.KEY_ACTIVATED,
-                key_payload("x509_intermediate", certificate, reference),
-            ),
-            NewEvent(
-                ev.AUTHORITY_STREAM,
-                ev.KEY_RETIRED,
-                {"key_id": old.key_id, "role": "x509_intermediate"},
-            ),
+            key_activated("x509_intermediate", certificate, reference).to_new_event(),
+            KeyRetired(key_id=old.key_id, role="x509_intermediate").to_new_event(),
         ],
         actor=actor("rotate intermediate"),
-        expected={ev.AUTHORITY_STREAM: version},
+        expected={AUTHORITY_STREAM: version},
     )
 
 

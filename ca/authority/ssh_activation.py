@@ -21,7 +21,7 @@ from ca.ssh.keys import (
     write_ssh_key,
 )
 from ledger import NewEvent
-from ledger import catalogue as ev
+from projections.events import AUTHORITY_STREAM, KeyRetired
 
 __all__ = ["enable_ssh", "rotate_ssh_key"]
 
@@ -29,9 +29,9 @@ __all__ = ["enable_ssh", "rotate_ssh_key"]
 def _append(
     runtime: Runtime, files: list[SSHKeyFiles], events: list[NewEvent], command: str
 ) -> None:
-    version = runtime.store.stream_version(ev.AUTHORITY_STREAM)
+    version = runtime.store.stream_version(AUTHORITY_STREAM)
     try:
-        runtime.store.append(events, actor=actor(command), expected={ev.AUTHORITY_STREAM: version})
+        runtime.store.append(events, actor=actor(command), expected={AUTHORITY_STREAM: version})
     except BaseException:
         # Nothing was recorded: leave no key file the ledger does not know.
         for f in files:
@@ -71,10 +71,7 @@ def rotate_ssh_key(runtime: Runtime, role: Role, password: bytes, kty: str = "EC
     )
     events = [
         *activation_events([new]),
-        *(
-            NewEvent(ev.AUTHORITY_STREAM, ev.KEY_RETIRED, {"key_id": old.key_id, "role": role})
-            for old in current
-        ),
+        *(KeyRetired(key_id=old.key_id, role=role).to_new_event() for old in current),
     ]
     _append(runtime, [new], events, f"ssh rotate {role.removeprefix('ssh_')}")
     return new

@@ -33,7 +33,7 @@ from ca.keys.refs import is_local, load_signer
 from ca.passwords import obtain_password
 from ca.runtime import Runtime, open_runtime
 from ledger import IntegrityViolation
-from ledger import catalogue as ev
+from projections.events import AUTHORITY_STREAM
 
 FilePath = click.Path(path_type=Path, dir_okay=False)
 
@@ -99,12 +99,12 @@ def init_key(home: Home, password_file: Path | None, pkcs11_uri: str | None) -> 
         else:
             private, key_ref = create_key_file(home, password)
             public, created = private.public_key(), home.resolve(key_ref["path"])
-        version = runtime.store.stream_version(ev.AUTHORITY_STREAM)
+        version = runtime.store.stream_version(AUTHORITY_STREAM)
         try:
             (recorded,) = runtime.store.append(
                 [activation_event(public, key_ref)],
                 actor=actor("audit init-key"),
-                expected={ev.AUTHORITY_STREAM: version},
+                expected={AUTHORITY_STREAM: version},
             )
         except BaseException:
             if created is not None:

@@ -16,8 +16,7 @@ from ca.keys.files import encrypt_private_key, load_private_key, write_private_f
 from ca.passwords import obtain_password
 from ca.provisioners.jwk_keys import reencrypt_provisioner_key
 from ca.runtime import open_runtime
-from ledger import NewEvent
-from ledger import catalogue as ev
+from projections.events import ProvisionerUpdated
 from projections.provisioners import provisioners
 
 PasswordFile = click.Path(path_type=Path)
@@ -87,17 +86,11 @@ def _provisioner(
         old, _ = obtain_password(password_file, what=f"provisioner {name}", new=False)
         new, _ = obtain_password(new_password_file, what=f"provisioner {name} (new)", new=True)
         encrypted = reencrypt_provisioner_key(row.encrypted_key, old, new, name=name)
-        stream = ev.provisioner_stream(row.id)
+        updated = ProvisionerUpdated(id=row.id, name=name, changes={"encrypted_key": encrypted})
         runtime.store.append(
-            [
-                NewEvent(
-                    stream,
-                    ev.PROVISIONER_UPDATED,
-                    {"id": row.id, "name": name, "changes": {"encrypted_key": encrypted}},
-                )
-            ],
+            [updated.to_new_event()],
             actor=actor("change-password"),
-            expected={stream: runtime.store.stream_version(stream)},
+            expected={updated.stream: runtime.store.stream_version(updated.stream)},
         )
     finally:
         runtime.close()

@@ -38,7 +38,7 @@ from ca.crl.records import (
 from ca.errors import SignerError
 from ca.keys.files import PrivateKey
 from ledger import ConcurrencyConflict, NewEvent, RecordedEvent, format_time
-from ledger import catalogue as ev
+from projections.events import CRLPublished
 
 __all__ = ["CRLPublisher", "due"]
 
@@ -170,20 +170,16 @@ class CRLPublisher(Generic[K]):
             lifetime=self.settings.cache,
             idp_url=self.idp_url,
         )
-        stream = ev.crl_stream(issuer.key_id)
-        event = NewEvent(
-            stream,
-            ev.CRL_PUBLISHED,
-            {
-                "issuer_key_id": issuer.key_id,
-                "number": number,
-                "this_update": format_time(crl.last_update_utc),
-                "next_update": format_time(crl.next_update_utc or crl.last_update_utc),
-                "revoked_through": state.through,
-                "entries": len(crl),
-                "der": base64.b64encode(crl.public_bytes(serialization.Encoding.DER)).decode(),
-            },
+        published = CRLPublished(
+            issuer_key_id=issuer.key_id,
+            number=number,
+            this_update=format_time(crl.last_update_utc),
+            next_update=format_time(crl.next_update_utc or crl.last_update_utc),
+            revoked_through=state.through,
+            entries=len(crl),
+            der=base64.b64encode(crl.public_bytes(serialization.Encoding.DER)).decode(),
         )
+        stream, event = published.stream, published.to_new_event()
         self._seen = None  # whatever happens, the next pass reads afresh
         try:
             (recorded,) = self.appender.append(

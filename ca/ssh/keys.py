@@ -29,7 +29,7 @@ from ca.keys.files import (
 from ca.keys.ids import key_id, public_pem
 from ca.keys.refs import file_ref
 from ledger import NewEvent
-from ledger import catalogue as ev
+from projections.events import KeyActivated
 
 __all__ = [
     "ROLES",
@@ -38,7 +38,7 @@ __all__ = [
     "activation_events",
     "fingerprint",
     "generate_ssh_key",
-    "key_payload",
+    "key_activated",
     "openssh_line",
     "ssh_key_events",
     "ssh_kty",
@@ -80,16 +80,16 @@ def fingerprint(public_key: PublicKey) -> str:
     return f"SHA256:{digest}"
 
 
-def key_payload(role: Role, public_key: PublicKey, key_ref: Mapping[str, str]) -> dict[str, object]:
-    """The `authority.key_activated` payload of an SSH CA key (no certificate)."""
-    return {
-        "key_id": key_id(public_key),
-        "role": role,
-        "certificate": None,
-        "public_key": public_pem(public_key),
-        "key_ref": dict(key_ref),
-        "fingerprint": fingerprint(public_key),
-    }
+def key_activated(role: Role, public_key: PublicKey, key_ref: Mapping[str, str]) -> KeyActivated:
+    """The activation of an SSH CA key (no certificate)."""
+    return KeyActivated(
+        key_id=key_id(public_key),
+        role=role,
+        certificate=None,
+        public_key=public_pem(public_key),
+        key_ref=dict(key_ref),
+        fingerprint=fingerprint(public_key),
+    )
 
 
 @dataclass(frozen=True)
@@ -120,14 +120,7 @@ def write_ssh_key(
 
 
 def activation_events(files: list[SSHKeyFiles]) -> list[NewEvent]:
-    return [
-        NewEvent(
-            ev.AUTHORITY_STREAM,
-            ev.KEY_ACTIVATED,
-            key_payload(f.role, f.public_key, f.key_ref),
-        )
-        for f in files
-    ]
+    return [key_activated(f.role, f.public_key, f.key_ref).to_new_event() for f in files]
 
 
 def ssh_kty(x509_kty: str) -> str:

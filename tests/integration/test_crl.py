@@ -45,8 +45,8 @@ from support.postgres import PostgresServer
 
 from ca.keys.files import load_private_key
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
-from ledger import EventStore, NewEvent, create_engine, format_time
-from ledger import catalogue as ev
+from ledger import EventStore, create_engine, format_time
+from projections.events import CRLPublished, ProvisionerAdded, X509Revoked
 from projections.runner import Projections
 
 OPENSSL = shutil.which("openssl")
@@ -150,16 +150,12 @@ class CRLCA:
         try:
             (recorded,) = store.append(
                 [
-                    NewEvent(
-                        ev.x509_stream(str(serial)),
-                        ev.X509_REVOKED,
-                        {
-                            "serial": str(serial),
-                            "reason_code": reason_code,
-                            "reason": "test",
-                            "revoked_at": format_time(datetime.now(UTC)),
-                        },
-                    )
+                    X509Revoked(
+                        serial=str(serial),
+                        reason_code=reason_code,
+                        reason="test",
+                        revoked_at=format_time(datetime.now(UTC)),
+                    ).to_new_event()
                 ],
                 actor={"cli": "test"},
             )
@@ -172,7 +168,7 @@ class CRLCA:
         try:
             return [
                 {**e.data, "version": e.version, "stream": e.stream}
-                for e in store.read(types=[ev.CRL_PUBLISHED])
+                for e in store.read(types=[CRLPublished.TYPE])
             ]
         finally:
             close()
@@ -186,20 +182,15 @@ def add_provisioner(ca: CAHome, idp_url: str) -> tuple[ECKey, str]:
         f' "crlDistributionPoints": ["{idp_url}"]}}'
     )
     created = create_provisioner_key(b"x", iterations=1000)
-    pid = str(uuid.uuid4())
-    event = NewEvent(
-        ev.provisioner_stream(pid),
-        ev.PROVISIONER_ADDED,
-        {
-            "id": pid,
-            "name": PROVISIONER,
-            "type": "JWK",
-            "key": created.public_jwk,
-            "encrypted_key": created.encrypted_key,
-            "claims": {},
-            "options": {"x509": {"template": template}},
-        },
-    )
+    event = ProvisionerAdded(
+        id=str(uuid.uuid4()),
+        name=PROVISIONER,
+        type="JWK",
+        key=created.public_jwk,
+        encrypted_key=created.encrypted_key,
+        claims={},
+        options={"x509": {"template": template}},
+    ).to_new_event()
     engine = create_engine(ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}")
     try:
         EventStore(engine, inline=Projections().inline_applier()).append(

@@ -47,8 +47,8 @@ from support.postgres import PostgresServer
 
 from ca.pki.provisioner_extension import from_certificate
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
-from ledger import EventStore, NewEvent, create_engine
-from ledger import catalogue as ev
+from ledger import EventStore, create_engine
+from projections.events import ProvisionerAdded, X509Issued, x509_stream
 from projections.runner import Projections
 
 OPENSSL = shutil.which("openssl")
@@ -78,11 +78,11 @@ INJECTION = 'a", "isCA": true, "x": "'
 # -- helpers -------------------------------------------------------------------------------
 
 
-def issued_events(ca: CAHome, serial: str) -> list[dict[str, Any]]:
+def issued_events(ca: CAHome, serial: str) -> list[X509Issued]:
     engine = create_engine(database_url(ca))
     try:
-        events = EventStore(engine).read(stream=ev.x509_stream(serial))
-        return [e.data for e in events if e.type == ev.X509_ISSUED]
+        events = EventStore(engine).read(stream=x509_stream(serial))
+        return [X509Issued.from_recorded(e) for e in events if e.type == X509Issued.TYPE]
     finally:
         engine.dispose()
 
@@ -200,20 +200,15 @@ class CA:
     def add_provisioner(self, name: str, options: dict[str, Any] | None = None) -> ECKey:
         """Append a JWK `provisioner.added` event as `ledgerca init` does; return its key."""
         created = create_provisioner_key(b"x", iterations=1000)
-        pid = str(uuid.uuid4())
-        event = NewEvent(
-            ev.provisioner_stream(pid),
-            ev.PROVISIONER_ADDED,
-            {
-                "id": pid,
-                "name": name,
-                "type": "JWK",
-                "key": created.public_jwk,
-                "encrypted_key": created.encrypted_key,
-                "claims": {},
-                "options": options or {},
-            },
-        )
+        event = ProvisionerAdded(
+            id=str(uuid.uuid4()),
+            name=name,
+            type="JWK",
+            key=created.public_jwk,
+            encrypted_key=created.encrypted_key,
+            claims={},
+            options=options or {},
+        ).to_new_event()
         engine = create_engine(database_url(self.home))
         try:
             store = EventStore(engine, inline=Projections().inline_applier())
@@ -359,11 +354,12 @@ def test_token_minted_like_step_cli_gets_the_step_leaf_profile(ca: CA) -> None:
 
     assert ca.count() == before_count + 1
     (event,) = issued_events(ca.home, str(leaf.serial_number))
-    assert event["serial"] == str(leaf.serial_number)
-    assert event["token_id"] == jti_of(token)
-    assert event["provisioner"]["name"] == "admin"
-    assert event["provisioner"]["type"] == "JWK"
-    assert x509.load_pem_x509_certificate(event["certificate"].encode()) == leaf
+    assert event.serial == str(leaf.serial_number)
+    assert event.token_id == jti_of(token)
+    assert event.provisioner is not None
+    assert event.provisioner.name == "admin"
+    assert event.provisioner.type == "JWK"
+    assert x509.load_pem_x509_certificate(event.certificate.encode()) == leaf
 
 
 @needs_openssl

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Engine, select
 
 from ledger import EventStore, NewEvent
-from ledger import catalogue as ev
 from projections.crls import crls
 from projections.errors import ProjectionConflict
+from projections.events import CRLPublished, crl_stream
 from projections.runner import Projections
 
 ISSUER_A = "a" * 64
@@ -19,19 +19,15 @@ ISSUER_B = "b" * 64
 
 
 def published(issuer: str, number: int, *, der: bytes | None = None) -> NewEvent:
-    return NewEvent(
-        ev.crl_stream(issuer),
-        ev.CRL_PUBLISHED,
-        {
-            "issuer_key_id": issuer,
-            "number": number,
-            "this_update": f"2031-03-01T{number:02d}:00:00.000000Z",
-            "next_update": f"2031-03-02T{number:02d}:00:00.000000Z",
-            "revoked_through": 10 * number,
-            "entries": number,
-            "der": base64.b64encode(der or f"crl {issuer[:1]} {number}".encode()).decode(),
-        },
-    )
+    return CRLPublished(
+        issuer_key_id=issuer,
+        number=number,
+        this_update=f"2031-03-01T{number:02d}:00:00.000000Z",
+        next_update=f"2031-03-02T{number:02d}:00:00.000000Z",
+        revoked_through=10 * number,
+        entries=number,
+        der=base64.b64encode(der or f"crl {issuer[:1]} {number}".encode()).decode(),
+    ).to_new_event()
 
 
 def rows(engine: Engine) -> dict[str, dict[str, Any]]:
@@ -44,8 +40,8 @@ def rows(engine: Engine) -> dict[str, dict[str, Any]]:
 
 def test_each_issuer_keeps_only_its_latest_crl(store: EventStore, engine: Engine) -> None:
     for number in (1, 2, 3):
-        store.append([published(ISSUER_A, number)], expected={ev.crl_stream(ISSUER_A): number - 1})
-    (last_b,) = store.append([published(ISSUER_B, 1)], expected={ev.crl_stream(ISSUER_B): 0})
+        store.append([published(ISSUER_A, number)], expected={crl_stream(ISSUER_A): number - 1})
+    (last_b,) = store.append([published(ISSUER_B, 1)], expected={crl_stream(ISSUER_B): 0})
     got = rows(engine)
     assert set(got) == {ISSUER_A, ISSUER_B}
     assert got[ISSUER_A]["number"] == 3
@@ -59,7 +55,7 @@ def test_each_issuer_keeps_only_its_latest_crl(store: EventStore, engine: Engine
 def test_a_second_crl_under_a_taken_number_is_refused_and_writes_nothing(
     store: EventStore, engine: Engine
 ) -> None:
-    store.append([published(ISSUER_A, 1)], expected={ev.crl_stream(ISSUER_A): 0})
+    store.append([published(ISSUER_A, 1)], expected={crl_stream(ISSUER_A): 0})
     count = store.count()
     with pytest.raises(ProjectionConflict):
         # A number that is not the stream version: the projection refuses it.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import random
@@ -29,11 +30,27 @@ from sqlalchemy import Engine, event, select, text
 
 import migrations
 from ledger import EventStore, NewEvent, create_engine, format_time, is_sqlite
-from ledger import catalogue as ev
 from projections.activity import activity
 from projections.base import Projection
 from projections.certificates import certificates
 from projections.errors import ProjectionConflict
+from projections.events import (
+    SAN,
+    AuthorityInitialized,
+    CRLPublished,
+    Event,
+    KeyActivated,
+    KeyRetired,
+    PolicySet,
+    ProvisionerAdded,
+    ProvisionerRef,
+    ProvisionerRemoved,
+    ProvisionerUpdated,
+    SSHIssued,
+    SSHRevoked,
+    X509Issued,
+    X509Revoked,
+)
 from projections.runner import Projections
 
 Snapshot = dict[str, list[tuple[Any, ...]]]
@@ -52,7 +69,7 @@ class Workload:
     rng: random.Random
     serials: list[str] = field(default_factory=list)
     revoked_serials: list[str] = field(default_factory=list)
-    provisioners: dict[str, dict[str, str]] = field(default_factory=dict)
+    provisioners: dict[str, ProvisionerRef] = field(default_factory=dict)
     issuer_key_id: str = ""
     ssh_serials: list[str] = field(default_factory=list)
 
@@ -68,15 +85,13 @@ class Workload:
         lines = "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
         return f"-----BEGIN {label}-----\n{lines}\n-----END {label}-----\n"
 
-    def _event(self, stream: str, type_: str, data: dict[str, Any]) -> NewEvent:
-        return NewEvent(stream, type_, data, event_id=uuid.UUID(int=self.rng.getrandbits(128)))
+    def _event(self, event: Event) -> NewEvent:
+        return event.to_new_event(event_id=uuid.UUID(int=self.rng.getrandbits(128)))
 
     def initialized(self) -> NewEvent:
         fingerprint = hashlib.sha256(self._id().encode()).hexdigest()
         return self._event(
-            ev.AUTHORITY_STREAM,
-            ev.AUTHORITY_INITIALIZED,
-            {"name": "Example Internal CA", "root_fingerprint": fingerprint},
+            AuthorityInitialized(name="Example Internal CA", root_fingerprint=fingerprint)
         )
 
     def key_activated(self, role: str, *, offline: bool = False) -> NewEvent:
@@ -89,75 +104,63 @@ class Workload:
             else {"type": "file", "path": f"/var/lib/ledgerca/secrets/{role}_{key_id[:8]}.key"}
         )
         return self._event(
-            ev.AUTHORITY_STREAM,
-            ev.KEY_ACTIVATED,
-            {
-                "key_id": key_id,
-                "role": role,
-                "certificate": None if role == "ledger" else self._pem("CERTIFICATE"),
-                "public_key": self._pem("PUBLIC KEY"),
-                "key_ref": key_ref,
-                "fingerprint": key_id,
-            },
+            KeyActivated(
+                key_id=key_id,
+                role=role,
+                certificate=None if role == "ledger" else self._pem("CERTIFICATE"),
+                public_key=self._pem("PUBLIC KEY"),
+                key_ref=key_ref,
+                fingerprint=key_id,
+            )
         )
 
     def key_retired(self, key_id: str, role: str) -> NewEvent:
-        return self._event(ev.AUTHORITY_STREAM, ev.KEY_RETIRED, {"key_id": key_id, "role": role})
+        return self._event(KeyRetired(key_id=key_id, role=role))
 
     def provisioner_added(self, name: str) -> NewEvent:
         provisioner_id = self._id(96)
         kid = self._b64(32)
-        self.provisioners[provisioner_id] = {"id": provisioner_id, "name": name, "type": "JWK"}
+        self.provisioners[provisioner_id] = ProvisionerRef(provisioner_id, name, "JWK")
         return self._event(
-            ev.provisioner_stream(provisioner_id),
-            ev.PROVISIONER_ADDED,
-            {
-                "id": provisioner_id,
-                "name": name,
-                "type": "JWK",
-                "key": {
+            ProvisionerAdded(
+                id=provisioner_id,
+                name=name,
+                type="JWK",
+                key={
                     "kid": kid,
                     "kty": "EC",
                     "crv": "P-256",
                     "x": self._b64(32),
                     "y": self._b64(32),
                 },
-                "encrypted_key": ".".join(self._b64(n) for n in (40, 0, 12, 80, 16)),
-                "claims": {},
-                "options": {},
-            },
+                encrypted_key=".".join(self._b64(n) for n in (40, 0, 12, 80, 16)),
+                claims={},
+                options={},
+            )
         )
 
     def provisioner_updated(self, provisioner_id: str, new_name: str) -> NewEvent:
-        old_name = self.provisioners[provisioner_id]["name"]
-        self.provisioners[provisioner_id]["name"] = new_name
+        old = self.provisioners[provisioner_id]
+        self.provisioners[provisioner_id] = dataclasses.replace(old, name=new_name)
         claims = {"maxTLSCertDuration": "72h", "defaultTLSCertDuration": "24h"}
         return self._event(
-            ev.provisioner_stream(provisioner_id),
-            ev.PROVISIONER_UPDATED,
-            {
-                "id": provisioner_id,
-                "name": old_name,
-                "changes": {"claims": claims, "name": new_name},
-            },
+            ProvisionerUpdated(
+                id=provisioner_id, name=old.name, changes={"claims": claims, "name": new_name}
+            )
         )
 
     def provisioner_removed(self, provisioner_id: str) -> NewEvent:
         removed = self.provisioners.pop(provisioner_id)
-        return self._event(
-            ev.provisioner_stream(provisioner_id),
-            ev.PROVISIONER_REMOVED,
-            {"id": provisioner_id, "name": removed["name"]},
-        )
+        return self._event(ProvisionerRemoved(id=provisioner_id, name=removed.name))
 
     def issued(self, serial: str | None = None) -> NewEvent:
         serial = serial or str(self.rng.getrandbits(128) | 1)
         host = f"host-{self.rng.randrange(10_000)}.internal.example"
-        sans = [{"type": "dns", "value": host}]
+        sans = [SAN("dns", host)]
         if self.rng.random() < 0.3:
-            sans.append({"type": "ip", "value": f"10.0.{self.rng.randrange(256)}.{len(sans)}"})
+            sans.append(SAN("ip", f"10.0.{self.rng.randrange(256)}.{len(sans)}"))
         if self.rng.random() < 0.1:
-            sans.append({"type": "email", "value": f"ops@{host}"})
+            sans.append(SAN("email", f"ops@{host}"))
         not_before = START + timedelta(minutes=len(self.serials) * 7 - 1)
         renewed_from = rekeyed_from = None
         # Only certificates that are still valid renew (the projection refuses the others).
@@ -168,24 +171,22 @@ class Workload:
             rekeyed_from = self.rng.choice(live)
         provisioner = None
         if self.provisioners and self.rng.random() < 0.9:
-            provisioner = dict(self.rng.choice(sorted(self.provisioners.items()))[1])
+            provisioner = self.rng.choice(sorted(self.provisioners.items()))[1]
         self.serials.append(serial)
         return self._event(
-            ev.x509_stream(serial),
-            ev.X509_ISSUED,
-            {
-                "serial": serial,
-                "certificate": self._pem("CERTIFICATE"),
-                "subject": f"CN={host}",
-                "sans": sans,
-                "not_before": format_time(not_before),
-                "not_after": format_time(not_before + timedelta(hours=24)),
-                "provisioner": provisioner,
-                "issuer_key_id": self.issuer_key_id,
-                "token_id": self._id() if provisioner else None,
-                "renewed_from": renewed_from,
-                "rekeyed_from": rekeyed_from,
-            },
+            X509Issued(
+                serial=serial,
+                certificate=self._pem("CERTIFICATE"),
+                subject=f"CN={host}",
+                sans=tuple(sans),
+                not_before=format_time(not_before),
+                not_after=format_time(not_before + timedelta(hours=24)),
+                provisioner=provisioner,
+                issuer_key_id=self.issuer_key_id,
+                token_id=self._id() if provisioner else None,
+                renewed_from=renewed_from,
+                rekeyed_from=rekeyed_from,
+            )
         )
 
     def revoked(self, serial: str | None = None, *, token_id: str | None = None) -> NewEvent:
@@ -194,84 +195,76 @@ class Workload:
         self.revoked_serials.append(serial)
         code = self.rng.choice(sorted(REASONS))
         revoked_at = START + timedelta(minutes=len(self.serials) * 7 + 3)
-        data: dict[str, Any] = {
-            "serial": serial,
-            "reason_code": code,
-            "reason": REASONS[code],
-            "revoked_at": format_time(revoked_at),
-        }
-        if token_id is not None:
-            # Revoked by its holder with a one-time token, which `used_tokens` spends.
-            data["token_id"] = token_id
-            data["provisioner"] = dict(sorted(self.provisioners.items())[0][1])
-        return self._event(ev.x509_stream(serial), ev.X509_REVOKED, data)
+        return self._event(
+            X509Revoked(
+                serial=serial,
+                reason_code=code,
+                reason=REASONS[code],
+                revoked_at=format_time(revoked_at),
+                # Revoked by its holder with a one-time token, which `used_tokens` spends,
+                # or over mTLS.
+                token_id=token_id,
+                provisioner=sorted(self.provisioners.items())[0][1] if token_id else None,
+                mtls=token_id is None,
+            )
+        )
 
     def policy_set(self, scope: str, provisioner_id: str | None, dns: list[str] | None) -> NewEvent:
         policy = None if dns is None else {"allow": {"dns": dns}, "deny": {"dns": ["db.internal"]}}
-        return self._event(
-            ev.policy_stream(scope),
-            ev.POLICY_SET,
-            {"scope": scope, "provisioner_id": provisioner_id, "policy": policy},
-        )
+        return self._event(PolicySet(scope=scope, provisioner_id=provisioner_id, policy=policy))
 
     def ssh_issued(self, cert_type: str, *, renewed_from: str | None = None) -> NewEvent:
         serial = str(self.rng.getrandbits(64) | 1)
         self.ssh_serials.append(serial)
         host = f"node-{self.rng.randrange(1000)}.internal.example"
-        principals = [host, host.split(".")[0]] if cert_type == "host" else ["alice", "ops"]
+        principals = (host, host.split(".")[0]) if cert_type == "host" else ("alice", "ops")
         valid_after = START + timedelta(minutes=len(self.ssh_serials) * 5)
         span = timedelta(days=30) if cert_type == "host" else timedelta(hours=16)
-        provisioner = dict(sorted(self.provisioners.items())[0][1]) if self.provisioners else None
+        provisioner = sorted(self.provisioners.items())[0][1] if self.provisioners else None
         return self._event(
-            ev.ssh_stream(serial),
-            ev.SSH_ISSUED,
-            {
-                "serial": serial,
-                "cert_type": cert_type,
-                "key_id": principals[0],
-                "principals": principals,
-                "valid_after": format_time(valid_after),
-                "valid_before": format_time(valid_after + span),
-                "extensions": [] if cert_type == "host" else ["permit-pty"],
-                "certificate": f"ecdsa-sha2-nistp256-cert-v01@openssh.com {self._b64(200)}",
-                "public_key_fingerprint": f"SHA256:{self._b64(32)}",
-                "provisioner": provisioner,
-                "issuer_key_id": self.issuer_key_id,
-                "token_id": self._id() if provisioner else None,
-                "renewed_from": renewed_from,
-                "rekeyed_from": None,
-            },
+            SSHIssued(
+                serial=serial,
+                cert_type=cert_type,
+                key_id=principals[0],
+                principals=principals,
+                valid_after=format_time(valid_after),
+                valid_before=format_time(valid_after + span),
+                extensions=() if cert_type == "host" else ("permit-pty",),
+                certificate=f"ecdsa-sha2-nistp256-cert-v01@openssh.com {self._b64(200)}",
+                public_key_fingerprint=f"SHA256:{self._b64(32)}",
+                provisioner=provisioner,
+                issuer_key_id=self.issuer_key_id,
+                token_id=self._id() if provisioner else None,
+                renewed_from=renewed_from,
+                rekeyed_from=None,
+            )
         )
 
     def ssh_revoked(self, serial: str) -> NewEvent:
         revoked_at = START + timedelta(minutes=len(self.ssh_serials) * 5 + 2)
         return self._event(
-            ev.ssh_stream(serial),
-            ev.SSH_REVOKED,
-            {
-                "serial": serial,
-                "reason_code": 1,
-                "reason": "keyCompromise",
-                "revoked_at": format_time(revoked_at),
-                "provisioner": None,
-                "token_id": None,
-            },
+            SSHRevoked(
+                serial=serial,
+                reason_code=1,
+                reason="keyCompromise",
+                revoked_at=format_time(revoked_at),
+                provisioner=None,
+                token_id=None,
+            )
         )
 
     def crl_published(self, issuer_key_id: str, number: int) -> NewEvent:
         this_update = START + timedelta(hours=16 * number)
         return self._event(
-            ev.crl_stream(issuer_key_id),
-            ev.CRL_PUBLISHED,
-            {
-                "issuer_key_id": issuer_key_id,
-                "number": number,
-                "this_update": format_time(this_update),
-                "next_update": format_time(this_update + timedelta(hours=24)),
-                "revoked_through": 100 * number,
-                "entries": len(self.revoked_serials),
-                "der": base64.b64encode(self.rng.getrandbits(4800).to_bytes(600, "big")).decode(),
-            },
+            CRLPublished(
+                issuer_key_id=issuer_key_id,
+                number=number,
+                this_update=format_time(this_update),
+                next_update=format_time(this_update + timedelta(hours=24)),
+                revoked_through=100 * number,
+                entries=len(self.revoked_serials),
+                der=base64.b64encode(self.rng.getrandbits(4800).to_bytes(600, "big")).decode(),
+            )
         )
 
 
@@ -300,16 +293,17 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     store.append([work.provisioner_added(name) for name in names[:2]])
     append_in_groups([work.provisioner_added(name) for name in names[2:]])
     append_in_groups([work.issued() for _ in range(90)])
-    store.append([work.crl_published(first_intermediate.data["key_id"], 1)])
+    first_issuer = work.issuer_key_id
+    store.append([work.crl_published(first_issuer, 1)])
 
     # Rotate the intermediate: new certificates name the new issuer key from here on.
     store.append(
         [
             work.key_activated("x509_intermediate"),
-            work.key_retired(first_intermediate.data["key_id"], "x509_intermediate"),
+            work.key_retired(first_issuer, "x509_intermediate"),
         ]
     )
-    by_name = {p["name"]: pid for pid, p in work.provisioners.items()}
+    by_name = {p.name: pid for pid, p in work.provisioners.items()}
     store.append([work.provisioner_updated(by_name["ci-runner"], "ci-runner-2031")])
     ops = by_name["ops-admin"]
     store.append([work.policy_set("authority", None, ["*.internal"])])
@@ -333,10 +327,11 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     # SSH: user and host certificates, a renewal, revocations (one in the issuing append).
     ssh = [work.ssh_issued("host" if n % 3 else "user") for n in range(12)]
     append_in_groups(list(ssh))
-    store.append([work.ssh_issued("host", renewed_from=ssh[1].data["serial"])])
-    store.append([work.ssh_revoked(ssh[1].data["serial"]), work.ssh_revoked(ssh[3].data["serial"])])
+    first, third = work.ssh_serials[1], work.ssh_serials[3]
+    store.append([work.ssh_issued("host", renewed_from=first)])
+    store.append([work.ssh_revoked(first), work.ssh_revoked(third)])
     fresh = work.ssh_issued("host")
-    store.append([fresh, work.ssh_revoked(fresh.data["serial"])])
+    store.append([fresh, work.ssh_revoked(work.ssh_serials[-1])])
     return work
 
 
@@ -370,7 +365,7 @@ def test_every_projection_rebuilt_from_zero_equals_its_live_state(
     store: EventStore, worked: Workload
 ) -> None:
     types = Counter(e.type for e in store.read())
-    assert len(types) == 12 and types[ev.X509_ISSUED] == 205 and types[ev.X509_REVOKED] == 29
+    assert len(types) == 12 and types[X509Issued.TYPE] == 205 and types[X509Revoked.TYPE] == 29
     projections = caught_up(store)
     for projection in projections.all:
         live = snapshot(store.engine, projection)
@@ -629,7 +624,7 @@ def test_a_second_provisioner_with_a_taken_name_is_refused_and_writes_nothing(
 def test_a_token_spent_once_is_refused_the_second_time_and_writes_nothing(
     store: EventStore, ca: Workload
 ) -> None:
-    spent = next(store.read(types=[ev.X509_ISSUED])).data["token_id"]
+    spent = X509Issued.from_recorded(next(store.read(types=[X509Issued.TYPE]))).token_id
     assert spent
     _refused(store, [ca.revoked(ca.serials[0], token_id=spent)], "token already used")
 
@@ -638,22 +633,23 @@ def test_a_revoked_ssh_certificate_cannot_renew_or_be_revoked_again_and_nothing_
     store: EventStore, ca: Workload
 ) -> None:
     host = ca.ssh_issued("host")
-    serial = host.data["serial"]
+    serial = ca.ssh_serials[-1]
     store.append([host, ca.ssh_revoked(serial)])
     _refused(store, [ca.ssh_issued("host", renewed_from=serial)], "has been revoked")
     _refused(store, [ca.ssh_revoked(serial)], "already revoked")
     _refused(store, [ca.ssh_revoked("4242")], "never issued")
-    again = {**host.data, "token_id": None}
-    _refused(store, [NewEvent(host.stream, host.type, again)], "already issued")
+    again = dataclasses.replace(SSHIssued.from_payload(host.data), token_id=None)
+    _refused(store, [again.to_new_event()], "already issued")
 
 
 def test_one_refused_event_refuses_its_whole_append(store: EventStore, ca: Workload) -> None:
     fresh = ca.issued()
+    fresh_serial = ca.serials[-1]
     _refused(store, [fresh, ca.issued(ca.serials[0])], "already issued")
     with store.engine.connect() as connection:
         assert (
             connection.execute(
-                select(certificates.c.serial).where(certificates.c.serial == fresh.data["serial"])
+                select(certificates.c.serial).where(certificates.c.serial == fresh_serial)
             ).first()
             is None
         )

@@ -23,8 +23,8 @@ from ca.config import CRLSettings
 from ca.crl.publisher import CRLPublisher
 from ca.crl.records import latest_crl
 from ca.keys.ids import key_id
-from ledger import EventStore, NewEvent, RecordedEvent, create_engine, format_time
-from ledger import catalogue as ev
+from ledger import EventStore, RecordedEvent, create_engine, format_time
+from projections.events import CRLPublished, X509Issued, X509Revoked, crl_stream
 from projections.runner import Projections
 
 START = datetime(2031, 3, 1, 9, 0, 0, tzinfo=UTC)
@@ -61,21 +61,16 @@ class Ledger:
         serial = str(self.next_serial)
         self.store.append(
             [
-                NewEvent(
-                    ev.x509_stream(serial),
-                    ev.X509_ISSUED,
-                    {
-                        "serial": serial,
-                        "certificate": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
-                        "subject": f"CN=host-{serial}",
-                        "sans": [],
-                        "not_before": format_time(not_after - timedelta(hours=24)),
-                        "not_after": format_time(not_after),
-                        "provisioner": None,
-                        "issuer_key_id": issuer_key_id or self.issuer.key_id,
-                        "token_id": None,
-                    },
-                )
+                X509Issued(
+                    serial=serial,
+                    certificate="-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+                    subject=f"CN=host-{serial}",
+                    sans=(),
+                    not_before=format_time(not_after - timedelta(hours=24)),
+                    not_after=format_time(not_after),
+                    provisioner=None,
+                    issuer_key_id=issuer_key_id or self.issuer.key_id,
+                ).to_new_event()
             ]
         )
         return serial
@@ -83,16 +78,12 @@ class Ledger:
     def revoke(self, serial: str, reason_code: int = 1, at: datetime = START) -> int:
         (recorded,) = self.store.append(
             [
-                NewEvent(
-                    ev.x509_stream(serial),
-                    ev.X509_REVOKED,
-                    {
-                        "serial": serial,
-                        "reason_code": reason_code,
-                        "reason": "test",
-                        "revoked_at": format_time(at),
-                    },
-                )
+                X509Revoked(
+                    serial=serial,
+                    reason_code=reason_code,
+                    reason="test",
+                    revoked_at=format_time(at),
+                ).to_new_event()
             ]
         )
         return recorded.position
@@ -110,7 +101,7 @@ class Ledger:
         )
 
     def published(self) -> list[RecordedEvent]:
-        return [e for e in self.store.read(types=[ev.CRL_PUBLISHED])]
+        return [e for e in self.store.read(types=[CRLPublished.TYPE])]
 
 
 def _ledger(url: str, hierarchy: Any) -> Iterator[Ledger]:
@@ -147,7 +138,7 @@ def test_the_first_pass_publishes_crl_number_one_and_the_next_pass_nothing(
     publisher = ledger.publisher(clock)
     first = publisher.check()
     assert first is not None
-    assert first.stream == ev.crl_stream(ledger.issuer.key_id)
+    assert first.stream == crl_stream(ledger.issuer.key_id)
     assert first.data["number"] == first.version == 1
     assert first.data["entries"] == 0
     assert first.data["this_update"] == format_time(START)
@@ -324,5 +315,5 @@ def test_a_new_intermediate_gets_its_own_crl_numbered_from_one(
     )
     event = ledger.publisher(clock).check()
     assert event is not None
-    assert event.stream == ev.crl_stream(ledger.issuer.key_id)
+    assert event.stream == crl_stream(ledger.issuer.key_id)
     assert event.data["number"] == 1
