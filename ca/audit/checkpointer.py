@@ -27,8 +27,8 @@ from ca.home import Home
 from ca.keys.files import PrivateKey
 from ca.keys.pkcs11 import PKCS11Settings
 from ledger import ConcurrencyConflict, EventStore, NewEvent, format_time, parse_time
-from ledger import catalogue as ev
 from ledger.reads import first_recorded_at, head_position
+from projections import events as ev
 
 log = structlog.get_logger("ledgerca.checkpoint")
 
@@ -137,7 +137,9 @@ class Checkpointer:
                     (recorded,) = tx.append(
                         [
                             NewEvent(
-                                ev.CHECKPOINT_STREAM, ev.LEDGER_CHECKPOINT, checkpoint.event_data()
+                                ev.CHECKPOINT_STREAM,
+                                ev.LedgerCheckpoint.TYPE,
+                                checkpoint.event_data(),
                             )
                         ],
                         actor={**self.actor, "reason": reason},

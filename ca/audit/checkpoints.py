@@ -26,8 +26,8 @@ from ca.audit.errors import AuditError
 from ca.keys.files import PrivateKey, PublicKey
 from ca.keys.ids import key_id
 from ledger import canonical_bytes, parse_time, reads
-from ledger import catalogue as ev
 from ledger.rows import StoredRow
+from projections import events as ev
 
 STATEMENT_PREFIX = b"ledgerca checkpoint v1\n"
 FILE_FORMAT = "ledgerca-checkpoint/1"

@@ -19,9 +19,9 @@ from sqlalchemy import Engine, or_, select
 
 from ca.audit.errors import NotInLedger
 from ca.crl.root import parse_serial
-from ledger import catalogue as ev
 from ledger import format_time
 from ledger.reads import stream_rows
+from projections import events as ev
 from projections.certificates import certificates
 from projections.inventory import issued_certificates
 
@@ -64,7 +64,7 @@ def _successors(engine: Engine, serial: str) -> list[tuple[str, str]]:
 def story(engine: Engine, serial_text: str, *, now: datetime) -> dict[str, Any]:
     serial = str(parse_serial(serial_text))
     history = _stream_events(engine, serial)
-    issued = next((e for e in history if e["type"] == ev.X509_ISSUED), None)
+    issued = next((e for e in history if e["type"] == ev.X509Issued.TYPE), None)
     if issued is None:
         raise NotInLedger(f"no certificate with serial {serial} was ever issued by this CA")
     data, actor = issued["data"], issued["actor"]
@@ -78,7 +78,9 @@ def story(engine: Engine, serial_text: str, *, now: datetime) -> dict[str, Any]:
         seen.add(source)
         how = "renewed" if current.get("renewed_from") else "rekeyed"
         backwards.append({"serial": str(source), "became": how})
-        earlier = [e for e in _stream_events(engine, str(source)) if e["type"] == ev.X509_ISSUED]
+        earlier = [
+            e for e in _stream_events(engine, str(source)) if e["type"] == ev.X509Issued.TYPE
+        ]
         if not earlier:
             break
         current = earlier[0]["data"]
@@ -91,7 +93,7 @@ def story(engine: Engine, serial_text: str, *, now: datetime) -> dict[str, Any]:
         frontier, how = following[0]
         seen.add(frontier)
         forwards.append({"serial": frontier, "from": how})
-    revoked = next((e for e in history if e["type"] == ev.X509_REVOKED), None)
+    revoked = next((e for e in history if e["type"] == ev.X509Revoked.TYPE), None)
     provisioner = data.get("provisioner") or {}
     return {
         "serial": serial,

@@ -30,7 +30,7 @@ from ca.keys.ids import key_id, public_pem
 from ca.keys.pkcs11 import PKCS11Settings
 from ca.keys.refs import file_ref, load_signer
 from ledger import NewEvent
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.authority_keys import authority_keys
 
 ROLE = "ledger"
@@ -50,7 +50,7 @@ def activation_event(public: PublicKey, key_ref: dict[str, str]) -> NewEvent:
     ident = key_id(public)
     return NewEvent(
         ev.AUTHORITY_STREAM,
-        ev.KEY_ACTIVATED,
+        ev.KeyActivated.TYPE,
         {
             "key_id": ident,
             "role": ROLE,

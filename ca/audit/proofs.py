@@ -25,10 +25,10 @@ from ca.crl.root import parse_serial
 from ca.errors import ConfigError
 from ca.keys.files import PublicKey
 from ledger import IntegrityViolation, event_hash
-from ledger import catalogue as ev
 from ledger.merkle import event_leaf, verify_inclusion
 from ledger.reads import event_at, position_of
 from ledger.transfer import FIELDS
+from projections import events as ev
 
 FORMAT = "ledgerca-inclusion-proof/1"
 
@@ -49,7 +49,7 @@ def issuance_position(engine: Engine, serial: str) -> int:
     except ConfigError as exc:
         raise AuditError(exc.message) from None
     with engine.connect() as connection:
-        position = position_of(connection, ev.x509_stream(number), ev.X509_ISSUED)
+        position = position_of(connection, ev.x509_stream(number), ev.X509Issued.TYPE)
     if position is None:
         raise NotInLedger(f"no certificate with serial {number} was ever issued by this CA")
     return position

@@ -12,11 +12,11 @@ from sqlalchemy import Connection, Engine, String, Table, create_engine, select
 from sqlalchemy.pool import StaticPool
 
 from ledger import EventStore, RecordedEvent
-from ledger.catalogue import ADMINS_STREAM
 from ledger.reads import stream_rows
 from ledger.rows import batches_between
 from ledger.transfer import create_partial_copy
 from projections.base import Projection, projection_positions
+from projections.events import ADMINS_STREAM
 from projections.runner import ALL
 
 Progress = Callable[[int, int], None]

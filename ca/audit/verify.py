@@ -29,10 +29,10 @@ from ca.audit.replay import first_difference, replay
 from ca.keys.files import PublicKey
 from ca.keys.ids import key_id
 from ledger import EventStore, IntegrityViolation, verify_chain
-from ledger import catalogue as ev
 from ledger.merkle import CompactTree, event_leaf
 from ledger.reads import head_position
 from ledger.rows import StoredRow
+from projections import events as ev
 from projections.authority_keys import authority_keys
 from projections.base import Mode, projection_positions
 from projections.runner import Projections
@@ -73,9 +73,9 @@ class _Walk:
 
     def __call__(self, row: StoredRow) -> None:
         position = int(row.position)
-        if row.type == ev.LEDGER_CHECKPOINT:
+        if row.type == ev.LedgerCheckpoint.TYPE:
             self._checkpoint(position, row.data)
-        elif row.type == ev.KEY_ACTIVATED:
+        elif row.type == ev.KeyActivated.TYPE:
             data = json.loads(row.data)
             if data.get("role") == ROLE:
                 public = load_public_key(data["public_key"])

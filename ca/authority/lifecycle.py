@@ -42,14 +42,14 @@ from ca.pki.csr import check_csr_key, parse_csr
 from ca.pki.issuer import CopyProfile, issue, prepare
 from ca.pki.serials import parse_serial
 from ca.provisioners.x5c import verify_renew_token
-from ledger import NewEvent, format_time
-from ledger import catalogue as ev
+from ledger import format_time
 from projections.certificates import (
     AlreadyRevoked,
     CertificateRevoked,
     UnknownCertificate,
     certificates,
 )
+from projections.events import SAN, ProvisionerRef, X509Revoked
 
 __all__ = [
     "RevokeRequest",
@@ -219,8 +219,8 @@ def _reissue(
             authority,
             certificate,
             snapshot.intermediate,
-            sans=json.loads(row["sans"]),
-            provisioner=ref.payload() if ref else None,
+            sans=tuple(SAN(s["type"], s["value"]) for s in json.loads(row["sans"])),
+            provisioner=ref,
             token_id=token_id,
             info=info,
             actor_extra=actor,
@@ -257,14 +257,14 @@ def revoke(
     reason_code = check_reason_code(request.reason_code)
     check_reason(request.reason)
     now = authority.clock()
-    provisioner: dict[str, str] | None = None
+    provisioner: ProvisionerRef | None = None
     token_id: str | None = None
     if request.ott:
         snapshot = authority.snapshot()
         grant = authority.provisioner_for_token(snapshot, request.ott).authorize_revoke(
             request.ott, serial, authority.context(snapshot, now)
         )
-        provisioner = grant.provisioner.payload() if grant.provisioner else None
+        provisioner = grant.provisioner
         token_id = grant.token_id
         actor = Actor.of(authority.instance, info, provisioner, token_id)
         if _find_row(authority, serial) is None:
@@ -277,22 +277,18 @@ def revoke(
         actor = Actor(authority.instance, info, extra={"mtls_serial": serial})
     else:
         raise BadRequest("missing ott or client certificate")
-    event = NewEvent(
-        ev.x509_stream(serial),
-        ev.X509_REVOKED,
-        {
-            "serial": serial,
-            "reason_code": reason_code,
-            "reason": request.reason,
-            "revoked_at": format_time(now),
-            "token_id": token_id,
-            "provisioner": provisioner,
-            "mtls": token_id is None,
-            "passive": request.passive,
-        },
+    event = X509Revoked(
+        serial=serial,
+        reason_code=reason_code,
+        reason=request.reason,
+        revoked_at=format_time(now),
+        token_id=token_id,
+        provisioner=provisioner,
+        mtls=token_id is None,
+        passive=request.passive,
     )
     (recorded,) = authority.recorder.record(
-        [event],
+        [event.to_new_event()],
         actor,
         refused={
             AlreadyRevoked: lambda: BadRequest(
@@ -304,7 +300,7 @@ def revoke(
         },
     )
     return Revoked(
-        serial, recorded.position, provisioner["name"] if provisioner else None, token_id is None
+        serial, recorded.position, provisioner.name if provisioner else None, token_id is None
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from ca.errors import AuthError, CAError
 from ledger import NewEvent, RecordedEvent, Unchanged
 from ledger.group_commit import GroupCommitter
+from projections.events import ProvisionerRef
 from projections.used_tokens import TokenAlreadyUsed
 
 __all__ = ["Actor", "Recorder", "Refusals", "RequestInfo", "refusals"]
@@ -54,17 +55,16 @@ class Actor:
         cls,
         instance: str,
         request: RequestInfo,
-        provisioner: Mapping[str, Any] | None,
+        provisioner: ProvisionerRef | None,
         token_id: str | None,
         extra: Mapping[str, Any] | None = None,
     ) -> Actor:
-        """The actor of a request authorized through `provisioner` (an event's
-        `{"id", "name", "type"}` record, or None)."""
+        """The actor of a request authorized through `provisioner` (None: no provisioner)."""
         return cls(
             instance,
             request,
-            provisioner_id=provisioner.get("id") if provisioner else None,
-            provisioner=provisioner.get("name") if provisioner else None,
+            provisioner_id=provisioner.id if provisioner else None,
+            provisioner=provisioner.name if provisioner else None,
             token_id=token_id,
             extra=extra or {},
         )

@@ -35,8 +35,9 @@ from ca.ssh.certificates import (
 from ca.ssh.keys import fingerprint
 from ca.ssh.options import SSHOptions, check_principals
 from ca.ssh.validity import ssh_validity
-from ledger import NewEvent, format_time
-from ledger import catalogue as ev
+from ledger import format_time
+from projections import events
+from projections.events import ProvisionerRef
 from projections.ssh_certificates import SSHCertificateRevoked, UnknownSSHCertificate
 
 __all__ = [
@@ -132,7 +133,7 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         authority,
         certificate,
         issuer,
-        provisioner=provisioner.payload(),
+        provisioner=provisioner,
         token_id=grant.token_id,
         info=info,
     )
@@ -144,7 +145,7 @@ def record_issued(
     certificate: SSHCertificate,
     issuer: ActiveKey,
     *,
-    provisioner: Mapping[str, Any] | None,
+    provisioner: ProvisionerRef | None,
     token_id: str | None,
     info: RequestInfo,
     renewed_from: str | None = None,
@@ -152,34 +153,28 @@ def record_issued(
     actor_extra: Mapping[str, Any] | None = None,
 ) -> int:
     """Append `ssh.issued`; only once this returns may the certificate leave the CA."""
-    serial = str(certificate.serial)
-    stream = ev.ssh_stream(serial)
     valid_after, valid_before = times_of(certificate)
-    event = NewEvent(
-        stream,
-        ev.SSH_ISSUED,
-        {
-            "serial": serial,
-            "cert_type": cert_type_of(certificate),
-            "key_id": certificate.key_id.decode("utf-8", "replace"),
-            "principals": list(texts(certificate.valid_principals)),
-            "valid_after": format_time(valid_after),
-            "valid_before": format_time(valid_before),
-            "extensions": sorted(texts(certificate.extensions)),
-            "certificate": certificate_line(certificate),
-            "public_key_fingerprint": fingerprint(certificate.public_key()),
-            "provisioner": dict(provisioner) if provisioner else None,
-            "issuer_key_id": issuer.key_id,
-            "token_id": token_id,
-            "renewed_from": renewed_from,
-            "rekeyed_from": rekeyed_from,
-        },
+    event = events.SSHIssued(
+        serial=str(certificate.serial),
+        cert_type=cert_type_of(certificate),
+        key_id=certificate.key_id.decode("utf-8", "replace"),
+        principals=texts(certificate.valid_principals),
+        valid_after=format_time(valid_after),
+        valid_before=format_time(valid_before),
+        extensions=tuple(sorted(texts(certificate.extensions))),
+        certificate=certificate_line(certificate),
+        public_key_fingerprint=fingerprint(certificate.public_key()),
+        provisioner=provisioner,
+        issuer_key_id=issuer.key_id,
+        token_id=token_id,
+        renewed_from=renewed_from,
+        rekeyed_from=rekeyed_from,
     )
     actor = Actor.of(authority.instance, info, provisioner, token_id, actor_extra)
     (recorded,) = authority.recorder.record(
-        [event],
+        [event.to_new_event()],
         actor,
-        expected={stream: 0},
+        expected={event.stream: 0},
         refused={
             SSHCertificateRevoked: lambda: AuthError("ssh certificate has been revoked"),
             UnknownSSHCertificate: lambda: AuthError("ssh certificate was not issued by this CA"),

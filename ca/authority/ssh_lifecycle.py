@@ -38,8 +38,8 @@ from ca.ssh.certificates import (
     times_of,
 )
 from ca.ssh.inventory import ca_keys
-from ledger import NewEvent, format_time
-from ledger import catalogue as ev
+from ledger import format_time
+from projections import events
 from projections.ssh_certificates import (
     SSHAlreadyRevoked,
     UnknownSSHCertificate,
@@ -121,7 +121,7 @@ def _reissue(
         authority,
         certificate,
         issuer,
-        provisioner=ref.payload() if ref else None,
+        provisioner=ref,
         token_id=grant.token_id,
         info=info,
         renewed_from=None if rekey else grant.serial,
@@ -163,22 +163,18 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
     context = _ssh_context(authority)
     provisioner = authority.provisioner_for_token(authority.snapshot(), request.ott)
     grant = provisioner.authorize_ssh_revoke(request.ott, serial, context)
-    ref = grant.provisioner.payload() if grant.provisioner else None
-    event = NewEvent(
-        ev.ssh_stream(serial),
-        ev.SSH_REVOKED,
-        {
-            "serial": serial,
-            "reason_code": request.reason_code,
-            "reason": request.reason,
-            "revoked_at": format_time(context.now),
-            "provisioner": ref,
-            "token_id": grant.token_id,
-        },
+    ref = grant.provisioner
+    event = events.SSHRevoked(
+        serial=serial,
+        reason_code=request.reason_code,
+        reason=request.reason,
+        revoked_at=format_time(context.now),
+        provisioner=ref,
+        token_id=grant.token_id,
     )
     actor = Actor.of(authority.instance, info, ref, grant.token_id, grant.actor_extra)
     (recorded,) = authority.recorder.record(
-        [event],
+        [event.to_new_event()],
         actor,
         refused={
             SSHAlreadyRevoked: lambda: BadRequest(
@@ -189,4 +185,4 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
             ),
         },
     )
-    return SSHRevoked(serial, recorded.position, ref["name"] if ref else None)
+    return SSHRevoked(serial, recorded.position, ref.name if ref else None)

@@ -22,8 +22,8 @@ from ca.authority.admins import fold as fold_admins
 from ca.pki.claims import Claims
 from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
-from ledger import catalogue as ev
 from ledger.reads import head_position, latest_position, stream_rows
+from projections import events as ev
 from projections.authority_keys import authority, authority_keys
 from projections.policies import policies
 from projections.provisioners import provisioners
@@ -146,15 +146,15 @@ def load_snapshot(connection: Connection) -> Snapshot:
 
 
 STATE_TYPES = (
-    ev.AUTHORITY_INITIALIZED,
-    ev.KEY_ACTIVATED,
-    ev.KEY_RETIRED,
-    ev.PROVISIONER_ADDED,
-    ev.PROVISIONER_UPDATED,
-    ev.PROVISIONER_REMOVED,
-    ev.POLICY_SET,
-    ev.ADMIN_ADDED,
-    ev.ADMIN_REMOVED,
+    ev.AuthorityInitialized.TYPE,
+    ev.KeyActivated.TYPE,
+    ev.KeyRetired.TYPE,
+    ev.ProvisionerAdded.TYPE,
+    ev.ProvisionerUpdated.TYPE,
+    ev.ProvisionerRemoved.TYPE,
+    ev.PolicySet.TYPE,
+    ev.AdminAdded.TYPE,
+    ev.AdminRemoved.TYPE,
 )
 """Event types that change what a snapshot holds; certificates and revocations do not."""
 

@@ -28,7 +28,6 @@ from ca.pki.issuer import TemplateProfile, issue, prepare
 from ca.pki.provisioner_extension import ProvisionerExtension
 from ca.pki.sans import split_sans
 from ca.policy import combine
-from ca.provisioners.base import ProvisionerRef
 from ca.templates.x509 import SAN as TemplateSAN
 from ca.templates.x509 import (
     CertificateTemplate,
@@ -38,7 +37,7 @@ from ca.templates.x509 import (
     template_data,
 )
 from ledger import ChangedSince, NewEvent, Unchanged, format_time
-from ledger import catalogue as ev
+from projections.events import SAN, ProvisionerRef, X509Issued
 
 if TYPE_CHECKING:
     from ca.authority.authority import Authority
@@ -217,8 +216,8 @@ def prepare_sign(
         authority,
         certificate,
         issuer,
-        sans=[{"type": s.type, "value": s.value} for s in template.sans],
-        provisioner=grant.provisioner.payload(),
+        sans=tuple(SAN(s.type, s.value) for s in template.sans),
+        provisioner=grant.provisioner,
         token_id=grant.token_id,
         info=info,
     )
@@ -259,7 +258,7 @@ def issue_server_certificate(
         authority,
         certificate,
         issuer,
-        sans=[{"type": s.type, "value": s.value} for s in sans],
+        sans=tuple(SAN(s.type, s.value) for s in sans),
         provisioner=None,
         token_id=None,
         info=RequestInfo(request_id="server-tls"),
@@ -300,35 +299,29 @@ def issued_event(
     certificate: x509.Certificate,
     issuer: ActiveKey,
     *,
-    sans: list[dict[str, str]],
-    provisioner: dict[str, str] | None,
+    sans: tuple[SAN, ...],
+    provisioner: ProvisionerRef | None,
     token_id: str | None,
     info: RequestInfo,
     renewed_from: str | None = None,
     rekeyed_from: str | None = None,
     actor_extra: Mapping[str, Any] | None = None,
 ) -> PendingAppend:
-    serial = str(certificate.serial_number)
-    stream = ev.x509_stream(serial)
-    event = NewEvent(
-        stream,
-        ev.X509_ISSUED,
-        {
-            "serial": serial,
-            "certificate": certificate.public_bytes(serialization.Encoding.PEM).decode(),
-            "subject": certificate.subject.rfc4514_string(),
-            "sans": sans,
-            "not_before": format_time(certificate.not_valid_before_utc),
-            "not_after": format_time(certificate.not_valid_after_utc),
-            "provisioner": provisioner,
-            "issuer_key_id": issuer.key_id,
-            "token_id": token_id,
-            "renewed_from": renewed_from,
-            "rekeyed_from": rekeyed_from,
-        },
+    event = X509Issued(
+        serial=str(certificate.serial_number),
+        certificate=certificate.public_bytes(serialization.Encoding.PEM).decode(),
+        subject=certificate.subject.rfc4514_string(),
+        sans=sans,
+        not_before=format_time(certificate.not_valid_before_utc),
+        not_after=format_time(certificate.not_valid_after_utc),
+        provisioner=provisioner,
+        issuer_key_id=issuer.key_id,
+        token_id=token_id,
+        renewed_from=renewed_from,
+        rekeyed_from=rekeyed_from,
     )
     actor = Actor.of(authority.instance, info, provisioner, token_id, actor_extra)
-    return PendingAppend([event], actor, {stream: 0})
+    return PendingAppend([event.to_new_event()], actor, {event.stream: 0})
 
 
 def chain_pems(certificate: x509.Certificate, issuer: ActiveKey) -> list[str]:

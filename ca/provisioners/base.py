@@ -28,6 +28,7 @@ from ca.pki.provisioner_extension import ProvisionerExtension
 from ca.pki.sans import SAN
 from ca.ssh.options import SSHOptions
 from ca.tokens import audiences
+from projections.events import ProvisionerRef
 
 __all__ = [
     "Context",
@@ -42,18 +43,6 @@ __all__ = [
     "authorize_renewal",
     "ssh_audiences",
 ]
-
-
-@dataclass(frozen=True)
-class ProvisionerRef:
-    """Who authorized a request, as the ledger records it: the id decides, the name is a label."""
-
-    id: str
-    name: str
-    type: str
-
-    def payload(self) -> dict[str, str]:
-        return {"id": self.id, "name": self.name, "type": self.type}
 
 
 def ssh_audiences(dns_names: Sequence[str], op: str) -> frozenset[str]:

@@ -33,7 +33,7 @@ from support.ca_server import (
 from support.cli import clean_error, run
 
 from ledger import EventStore, create_engine
-from ledger import catalogue as ev
+from projections import events as ev
 
 WAIT = 20.0
 
@@ -102,18 +102,18 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audited]:
             )
         assert answer.status_code == 200, answer.text
         audited = Audited(ca, server, issued[0], issued[1], 0, base)
-        revocation = next(e for e in audited.events(ev.X509_REVOKED))
+        revocation = next(e for e in audited.events(ev.X509Revoked.TYPE))
         audited.revoke_position = revocation.position
         wait_for(
             lambda: [
-                e for e in audited.events(ev.CRL_PUBLISHED)
+                e for e in audited.events(ev.CRLPublished.TYPE)
                 if e.data["revoked_through"] >= revocation.position
             ],
             "a CRL with the revocation",
         )  # fmt: skip
         wait_for(
             lambda: [
-                e for e in audited.events(ev.LEDGER_CHECKPOINT)
+                e for e in audited.events(ev.LedgerCheckpoint.TYPE)
                 if e.data["tree_size"] >= revocation.position
             ],
             "a checkpoint covering the revocation",
@@ -124,7 +124,7 @@ def audited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Audited]:
 
 
 def test_both_workers_checkpoint_without_ever_reusing_a_number(audited: Audited) -> None:
-    recorded = audited.events(ev.LEDGER_CHECKPOINT)
+    recorded = audited.events(ev.LedgerCheckpoint.TYPE)
     assert [e.data["number"] for e in recorded] == list(range(1, len(recorded) + 1))
     assert all(e.data["tree_size"] == e.position - 1 for e in recorded)
     result = audited.cli("audit", "verify", "--json")
@@ -151,7 +151,7 @@ def test_a_served_proof_verifies_offline_and_fails_when_altered(audited: Audited
         response = http.get("/ledger/proof", params={"serial": audited.kept})
     assert response.status_code == 200, response.text
     proof = response.json()
-    issued = next(e for e in audited.events(ev.X509_ISSUED) if e.data["serial"] == audited.kept)
+    issued = next(e for e in audited.events(ev.X509Issued.TYPE) if e.data["serial"] == audited.kept)
     assert proof["position"] == issued.position and proof["hash"] == issued.hash
     assert "event" not in proof  # public: the hash, never the contents
     files = audited.work / "offline"
@@ -195,7 +195,7 @@ def test_proofs_from_the_cli_against_an_exported_checkpoint(audited: Audited) ->
                              "--ledger-pubkey", work / "ledger.pem")  # fmt: skip
         assert "proof verified" in result.stdout
     # A proof for another tree than the checkpoint given.
-    older = audited.events(ev.LEDGER_CHECKPOINT)[0]
+    older = audited.events(ev.LedgerCheckpoint.TYPE)[0]
     (work / "older.json").write_text(json.dumps({**older.data, "position": older.position}))
     line = audited.check_proof(work / "issued.json", work / "older.json", work / "ledger.pem")
     assert "another tree" in line
@@ -233,7 +233,7 @@ def test_bad_input_gets_one_clear_line(audited: Audited) -> None:
 
 def test_the_revoked_set_as_of_a_crl_equals_that_crl(audited: Audited) -> None:
     published = next(
-        e for e in audited.events(ev.CRL_PUBLISHED)
+        e for e in audited.events(ev.CRLPublished.TYPE)
         if e.data["revoked_through"] >= audited.revoke_position
     )  # fmt: skip
     crl = x509.load_der_x509_crl(base64.b64decode(published.data["der"]))

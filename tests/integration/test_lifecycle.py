@@ -53,7 +53,7 @@ from ca.keys.ids import key_id
 from ca.pki.provisioner_extension import ProvisionerExtension, from_certificate
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
 from ledger import EventStore, NewEvent, create_engine, format_time
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.runner import Projections
 
 UNAUTHORIZED = (
@@ -111,7 +111,7 @@ class CA:
         own schedule after revocations, so the whole ledger is not a stable measure.)"""
         store = self.store()
         try:
-            return sum(1 for _ in store.read(types=[ev.X509_ISSUED, ev.X509_REVOKED]))
+            return sum(1 for _ in store.read(types=[ev.X509Issued.TYPE, ev.X509Revoked.TYPE]))
         finally:
             store.engine.dispose()
 
@@ -185,7 +185,7 @@ class CA:
         self.append(
             NewEvent(
                 ev.provisioner_stream(pid),
-                ev.PROVISIONER_ADDED,
+                ev.ProvisionerAdded.TYPE,
                 {
                     "id": pid, "name": name, "type": "JWK", "key": created.public_jwk,
                     "encrypted_key": created.encrypted_key, "claims": claims, "options": {},
@@ -323,7 +323,7 @@ def test_mtls_renewal_keeps_names_extensions_and_lifetime(ca: CA) -> None:
 
     assert ca.count() == before + 1
     ((kind, data, actor),) = ca.events(str(new.serial_number))
-    assert kind == ev.X509_ISSUED
+    assert kind == ev.X509Issued.TYPE
     assert data["renewed_from"] == old.serial and data["rekeyed_from"] is None
     assert data["provisioner"]["name"] == "admin"
     assert actor["mtls_serial"] == old.serial
@@ -425,7 +425,7 @@ def test_revoked_certificate_cannot_renew_or_rekey_on_another_instance(any_ca: C
     assert response.status_code == 200, response.text
     assert response.json() == {"status": "ok"}
     (_, (kind, data, actor)) = ca.events(leaf.serial)
-    assert kind == ev.X509_REVOKED
+    assert kind == ev.X509Revoked.TYPE
     assert data["reason_code"] == 1 and data["reason"] == "key compromise drill"
     assert data["mtls"] is False and data["provisioner"]["name"] == "admin"
     assert data["token_id"] == actor["token_id"]
@@ -482,11 +482,11 @@ def test_renewal_racing_a_revocation_never_follows_it_in_the_ledger(any_ca: CA) 
         store = ca.store()
         try:
             (revoked_at,) = [
-                e.position for e in store.read(types=[ev.X509_REVOKED])
+                e.position for e in store.read(types=[ev.X509Revoked.TYPE])
                 if e.data["serial"] == leaf.serial
             ]  # fmt: skip
             renewals = [
-                e.position for e in store.read(types=[ev.X509_ISSUED])
+                e.position for e in store.read(types=[ev.X509Issued.TYPE])
                 if e.data["renewed_from"] == leaf.serial
             ]  # fmt: skip
         finally:
@@ -615,7 +615,7 @@ def expired_certificate(ca: CA, cn: str, provisioner: tuple[str, str, str] | Non
     ca.append(
         NewEvent(
             ev.x509_stream(serial),
-            ev.X509_ISSUED,
+            ev.X509Issued.TYPE,
             {
                 "serial": serial, "certificate": pem,
                 "subject": certificate.subject.rfc4514_string(),
@@ -640,7 +640,7 @@ def causes(error: BaseException | None) -> Iterator[BaseException]:
 def _provisioner_id(ca: CA, name: str) -> str:
     store = ca.store()
     try:
-        for event in store.read(types=[ev.PROVISIONER_ADDED]):
+        for event in store.read(types=[ev.ProvisionerAdded.TYPE]):
             if event.data["name"] == name:
                 return str(event.data["id"])
     finally:

@@ -44,7 +44,7 @@ from ca.keys.ids import key_id, public_pem
 from ca.pki.ocsp import issuer_hashes
 from ca.pki.profiles import build_intermediate_csr, fingerprint, pem, sign_intermediate_csr
 from ledger import EventStore, NewEvent, create_engine, format_time
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.runner import Projections
 
 OPENSSL = shutil.which("openssl")
@@ -76,7 +76,7 @@ def revoke(home: CAHome, serial: int, reason_code: int, reason: str) -> None:
     stream = ev.x509_stream(str(serial))
     event = NewEvent(
         stream,
-        ev.X509_REVOKED,
+        ev.X509Revoked.TYPE,
         {
             "serial": str(serial),
             "reason_code": reason_code,
@@ -448,7 +448,7 @@ def rotate_intermediate(home: CAHome) -> tuple[Path, x509.Certificate]:
     old_id = key_id(old.public_key())  # type: ignore[arg-type]
     activated = NewEvent(
         ev.AUTHORITY_STREAM,
-        ev.KEY_ACTIVATED,
+        ev.KeyActivated.TYPE,
         {
             "key_id": key_id(key.public_key()),
             "role": "x509_intermediate",
@@ -459,7 +459,7 @@ def rotate_intermediate(home: CAHome) -> tuple[Path, x509.Certificate]:
         },
     )
     retired = NewEvent(
-        ev.AUTHORITY_STREAM, ev.KEY_RETIRED, {"key_id": old_id, "role": "x509_intermediate"}
+        ev.AUTHORITY_STREAM, ev.KeyRetired.TYPE, {"key_id": old_id, "role": "x509_intermediate"}
     )
     append(home, [activated, retired], {ev.AUTHORITY_STREAM: version})
     path = home.home.parent / "intermediate_2.pem"

@@ -34,7 +34,7 @@ from ca.authority.authority import Authority
 from ca.home import Home
 from ca.runtime import open_runtime
 from ledger import EventStore, create_engine
-from ledger import catalogue as ev
+from projections import events as ev
 
 AUDITOR = "auditor@secret.internal"
 
@@ -72,8 +72,8 @@ def test_a_public_proof_carries_the_hash_and_path_but_no_event_contents(
     served: tuple[CAHome, RunningCA],
 ) -> None:
     ca, running = served
-    added = _events(ca, ev.ADMIN_ADDED)[0]
-    issued = _events(ca, ev.X509_ISSUED)[0]
+    added = _events(ca, ev.AdminAdded.TYPE)[0]
+    issued = _events(ca, ev.X509Issued.TYPE)[0]
     with running.client() as client:
         bodies = [
             client.get("/ledger/proof", params={"position": str(added.position)}),
@@ -93,7 +93,7 @@ def test_the_record_goes_only_to_an_admin_and_spends_the_token(
     served: tuple[CAHome, RunningCA],
 ) -> None:
     ca, running = served
-    added = _events(ca, ev.ADMIN_ADDED)[0]
+    added = _events(ca, ev.AdminAdded.TYPE)[0]
     query = {"position": str(added.position), "include": "event"}
     before = event_count(ca)
     with running.client() as client:
@@ -106,7 +106,7 @@ def test_the_record_goes_only_to_an_admin_and_spends_the_token(
         replayed = client.get("/ledger/proof", params=query)
     assert granted.status_code == 200, granted.text
     record = granted.json()["event"]
-    assert record["type"] == ev.ADMIN_ADDED and record["data"]["subject"] == AUDITOR
+    assert record["type"] == ev.AdminAdded.TYPE and record["data"]["subject"] == AUDITOR
     assert replayed.status_code == 401, replayed.text
     assert event_count(ca) == before + 1  # the token's spend, nothing else
 

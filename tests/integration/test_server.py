@@ -44,7 +44,7 @@ from support.ca_server import (
 
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
 from ledger import EventStore, NewEvent, create_engine
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.provisioners import provisioners as provisioners_table
 from projections.runner import Projections
 
@@ -86,7 +86,7 @@ def add_provisioners(ca: CAHome, names: list[str]) -> dict[str, Any]:
         events.append(
             NewEvent(
                 ev.provisioner_stream(pid),
-                ev.PROVISIONER_ADDED,
+                ev.ProvisionerAdded.TYPE,
                 {
                     "id": pid,
                     "name": name,
@@ -123,7 +123,7 @@ def provisioner_names(ca: CAHome) -> list[str]:
 def issued_events(ca: CAHome) -> list[dict[str, Any]]:
     engine = create_engine(database_url(ca))
     try:
-        return [e.data for e in EventStore(engine).read(types=[ev.X509_ISSUED])]
+        return [e.data for e in EventStore(engine).read(types=[ev.X509Issued.TYPE])]
     finally:
         engine.dispose()
 

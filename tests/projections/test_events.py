@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from ledger import EventStore, NewEvent, Upcasters, canonical_json
-from ledger import catalogue as legacy
 from projections.events import (
     EVENTS,
     SAN,
@@ -30,7 +29,6 @@ from projections.events import (
     X509Revoked,
     decode,
     event_class,
-    streams,
     upcaster,
 )
 from projections.events.base import payload_fields, without_none
@@ -117,25 +115,6 @@ def test_an_event_names_its_stream_type_and_schema() -> None:
     issued = X509Issued.from_payload(STORED["x509.issued"])
     assert issued.sans == (SAN("dns", "a.internal"), SAN("ip", "10.0.0.1"))
     assert KeyActivated.from_payload(STORED["authority.key_activated"]).stream == "authority"
-
-
-def test_every_event_type_keeps_the_name_and_stream_it_had() -> None:
-    """The deprecated `ledger.catalogue` names stay in step until it is deleted."""
-    by_type = {cls.TYPE: cls for cls in EVENTS}
-    names = {v for k, v in vars(legacy).items() if k.isupper() and not k.endswith("_STREAM")}
-    assert names == set(by_type)
-    assert legacy.AUTHORITY_STREAM == streams.AUTHORITY_STREAM
-    assert legacy.ADMINS_STREAM == streams.ADMINS_STREAM
-    assert legacy.CHECKPOINT_STREAM == streams.CHECKPOINT_STREAM
-    for old, new in [
-        (legacy.x509_stream, streams.x509_stream),
-        (legacy.ssh_stream, streams.ssh_stream),
-        (legacy.crl_stream, streams.crl_stream),
-        (legacy.policy_stream, streams.policy_stream),
-        (legacy.provisioner_stream, streams.provisioner_stream),
-        (legacy.token_stream, streams.token_stream),
-    ]:
-        assert old("k") == new("k")
 
 
 def test_an_absent_field_with_a_default_reads_as_the_default() -> None:

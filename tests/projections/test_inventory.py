@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from ledger import EventStore, NewEvent, format_time
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.inventory import issued_certificates
 
 START = datetime(2031, 3, 1, 9, 0, tzinfo=UTC)
@@ -15,30 +15,22 @@ REVOKED_AT = START + timedelta(hours=4)
 
 
 def issued(serial: str, *, provisioner: str, lifetime: timedelta) -> NewEvent:
-    return NewEvent(
-        ev.x509_stream(serial),
-        ev.X509_ISSUED,
-        {
-            "serial": serial,
-            "certificate": "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
-            "subject": f"CN=host-{serial}.internal",
-            "sans": [{"type": "dns", "value": f"host-{serial}.internal"}],
-            "not_before": format_time(START),
-            "not_after": format_time(START + lifetime),
-            "provisioner": {"id": f"id-{provisioner}", "name": provisioner},
-            "issuer_key_id": "ab" * 32,
-        },
-    )
+    return ev.X509Issued(
+        serial=serial,
+        certificate="-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
+        subject=f"CN=host-{serial}.internal",
+        sans=(ev.SAN("dns", f"host-{serial}.internal"),),
+        not_before=format_time(START),
+        not_after=format_time(START + lifetime),
+        provisioner=ev.ProvisionerRef(f"id-{provisioner}", provisioner, "JWK"),
+        issuer_key_id="ab" * 32,
+    ).to_new_event()
 
 
 def revoked(serial: str) -> NewEvent:
-    data = {
-        "serial": serial,
-        "reason_code": 1,
-        "reason": "keyCompromise",
-        "revoked_at": format_time(REVOKED_AT),
-    }
-    return NewEvent(ev.x509_stream(serial), ev.X509_REVOKED, data)
+    return ev.X509Revoked(
+        serial=serial, reason_code=1, reason="keyCompromise", revoked_at=format_time(REVOKED_AT)
+    ).to_new_event()
 
 
 def history(store: EventStore) -> list[datetime]:

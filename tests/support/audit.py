@@ -16,7 +16,7 @@ from ca.config import CheckpointSettings
 from ca.home import Home
 from ca.keys.files import ensure_private_dir
 from ledger import EventStore, NewEvent, create_engine
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.runner import Projections
 
 PASSWORD = b"ledger-key-password"
@@ -72,7 +72,7 @@ def make_ledger(db_url: str, tmp_path: Path) -> Ledger:
         [
             NewEvent(
                 ev.AUTHORITY_STREAM,
-                ev.AUTHORITY_INITIALIZED,
+                ev.AuthorityInitialized.TYPE,
                 {"name": "T", "root_fingerprint": "0" * 64},
             ),
             activation_event(private.public_key(), key_ref),

@@ -38,7 +38,7 @@ from ca.keys.files import generate_private_key
 from ca.keys.ids import key_id
 from ca.pki.profiles import build_intermediate_csr, build_root, sign_intermediate_csr
 from ledger import EventStore, NewEvent, create_engine, format_time
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.certificates import certificates
 from projections.runner import Projections
 
@@ -125,7 +125,7 @@ def measure(url: str, entries: int, kty: str, repeat: int) -> dict[str, Any]:
         assert len(crl) == entries
         event = NewEvent(
             ev.crl_stream(issuer_id),
-            ev.CRL_PUBLISHED,
+            ev.CRLPublished.TYPE,
             {
                 "issuer_key_id": issuer_id,
                 "number": number,

@@ -23,16 +23,16 @@ from ca.audit.proofs import build as build_proof
 from ca.audit.tree import leaf_list
 from ca.audit.verify import audit
 from ledger import EventStore, NewEvent, create_engine, verify_chain
-from ledger import catalogue as ev
 from ledger.merkle import root
 from ledger.transfer import export_lines
+from projections import events as ev
 from projections.runner import Projections
 
 
 def issued(serial: str, n: int) -> NewEvent:
     return NewEvent(
         ev.x509_stream(serial),
-        ev.X509_ISSUED,
+        ev.X509Issued.TYPE,
         {
             "serial": serial,
             "certificate": f"stand-in for certificate {n}",
@@ -62,7 +62,7 @@ def generate(store: EventStore, total: int, batch: int = 2000) -> float:
                 events.append(
                     NewEvent(
                         ev.x509_stream(serial),
-                        ev.X509_REVOKED,
+                        ev.X509Revoked.TYPE,
                         {
                             "serial": serial,
                             "reason_code": 1,

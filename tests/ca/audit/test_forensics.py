@@ -13,7 +13,7 @@ from ca.audit.errors import AuditError, NotInLedger
 from ca.audit.forensics import Filters, find, story
 from ca.authority.pointintime import View, moment_at, moment_of
 from ledger import NewEvent, format_time
-from ledger import catalogue as ev
+from projections import events as ev
 
 NOW = datetime.now(UTC)
 
@@ -21,7 +21,7 @@ NOW = datetime.now(UTC)
 def issued(serial: str, name: str, **extra: Any) -> NewEvent:
     return NewEvent(
         ev.x509_stream(serial),
-        ev.X509_ISSUED,
+        ev.X509Issued.TYPE,
         {
             "serial": serial, "certificate": "stand-in", "subject": f"CN={name}",
             "sans": [{"type": "dns", "value": name}],
@@ -43,7 +43,7 @@ def test_the_story_follows_renewals_backwards_and_forwards(ledger: Ledger) -> No
     )
     store.append([issued("103", "a.internal", rekeyed_from="102")])
     store.append(
-        [NewEvent(ev.x509_stream("103"), ev.X509_REVOKED, {"serial": "103", "reason_code": 1,
+        [NewEvent(ev.x509_stream("103"), ev.X509Revoked.TYPE, {"serial": "103", "reason_code": 1,
                   "reason": "key lost", "revoked_at": format_time(NOW)})],
         actor={"cli": "revoke", "user": "ops", "host": "bastion"},
     )  # fmt: skip
@@ -79,7 +79,7 @@ def test_find_filters_by_status_san_and_provisioner(ledger: Ledger) -> None:
 def test_a_view_at_a_position_is_the_ledgers_prefix(ledger: Ledger) -> None:
     ledger.store.append([issued("301", "x.internal")])
     (revoked,) = ledger.store.append(
-        [NewEvent(ev.x509_stream("301"), ev.X509_REVOKED, {"serial": "301", "reason_code": 0,
+        [NewEvent(ev.x509_stream("301"), ev.X509Revoked.TYPE, {"serial": "301", "reason_code": 0,
                   "reason": "", "revoked_at": format_time(NOW)})]
     )  # fmt: skip
     before = View(ledger.store, moment_of(ledger.engine, revoked.position - 1))

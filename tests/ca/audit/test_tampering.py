@@ -19,9 +19,9 @@ from ca.audit.errors import AuditError
 from ca.audit.verify import audit, check_exported
 from ca.keys.files import generate_private_key
 from ledger import IntegrityViolation
-from ledger import catalogue as ev
 from ledger.hashing import GENESIS_HASH, hash_parts
 from ledger.schema import events, ledger_head
+from projections import events as ev
 from projections.authority_keys import authority_keys
 from projections.runner import Projections
 
@@ -147,7 +147,7 @@ def test_a_chain_recomputed_without_the_ledger_key_is_caught_by_the_exported_che
     checkpointed: tuple[Ledger, Checkpoint],
 ) -> None:
     ledger, exported = checkpointed
-    records = [r for r in rows(ledger) if r["type"] != ev.LEDGER_CHECKPOINT]
+    records = [r for r in rows(ledger) if r["type"] != ev.LedgerCheckpoint.TYPE]
     records[4]["data"] = '{"n":999}'
     rewrite(ledger, records)
     audit(ledger.store)  # a perfect chain, and no checkpoint left inside to contradict it

@@ -28,7 +28,7 @@ from ca.provisioners.base import authorize_renewal
 from ca.provisioners.x5c import verify_renew_token
 from ca.tokens import RENEW_TOKEN_ISSUER, audiences
 from ledger import EventStore, NewEvent, create_engine
-from ledger import catalogue as ev
+from projections import events as ev
 from projections.certificates import AlreadyRevoked, CertificateRevoked, UnknownCertificate
 from projections.runner import Projections
 
@@ -400,7 +400,7 @@ def test_renew_when_a_third_of_the_lifetime_is_left_minus_jitter() -> None:
 def _issued(serial: str, **links: str | None) -> NewEvent:
     return NewEvent(
         ev.x509_stream(serial),
-        ev.X509_ISSUED,
+        ev.X509Issued.TYPE,
         {
             "serial": serial, "certificate": "-", "subject": "CN=x", "sans": [],
             "not_before": "2031-03-01T00:00:00.000000Z", "not_after": "2031-03-02T00:00:00.000000Z",
@@ -413,7 +413,7 @@ def _issued(serial: str, **links: str | None) -> NewEvent:
 def _revoked(serial: str) -> NewEvent:
     return NewEvent(
         ev.x509_stream(serial),
-        ev.X509_REVOKED,
+        ev.X509Revoked.TYPE,
         {
             "serial": serial,
             "reason_code": 1,

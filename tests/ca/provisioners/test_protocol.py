@@ -86,7 +86,7 @@ def test_every_type_implements_the_protocol() -> None:
 def test_a_jwk_sign_grant_records_the_provisioner_by_id_and_carries_its_extension() -> None:
     provisioner, private = _provisioner()
     grant = provisioner.authorize_sign(_token(provisioner, private), _csr("svc.example"), CONTEXT)
-    assert grant.provisioner.payload() == {"id": "prov-1", "name": "ops", "type": "JWK"}
+    assert grant.provisioner == ProvisionerRef("prov-1", "ops", "JWK")
     assert [san.value for san in grant.sans] == ["svc.example"]
     assert [e.name for e in grant.extensions] == ["ops"]
     assert grant.template is None
