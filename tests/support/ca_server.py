@@ -3,6 +3,7 @@ port with real TLS, and one-time tokens minted the way step's CLI mints them."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -27,6 +28,7 @@ from joserfc.jwk import ECKey
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
 from ledger import EventStore, create_engine
+from support import pristine
 
 PASSWORD = b"ca-password-for-tests"
 PROVISIONER_PASSWORD = b"provisioner-password-for-tests"
@@ -75,16 +77,32 @@ class CAHome:
         return self.home / "certs" / "intermediate_ca.crt"
 
     def provisioner(self, name: str = "admin") -> dict[str, Any]:
-        """The provisioner.added payload from the ledger (public key, encrypted key)."""
-        out = ledgerca("ledger", "log", "--json", "--type", "provisioner.added", home=self.home)
-        for line in out.stdout.splitlines():
-            data = json.loads(line)["data"]
-            if data["name"] == name:
-                return dict(data)
+        """The first provisioner.added payload for `name` in the ledger (public key,
+        encrypted key), read from the database directly."""
+        engine = create_engine(database_url(self))
+        try:
+            for event in EventStore(engine).read(types=("provisioner.added",)):
+                if event.data["name"] == name:
+                    return dict(event.data)
+        finally:
+            engine.dispose()
         raise LookupError(name)
 
 
-def init_ca(base: Path, *, database: str | None = None, name: str = "Test CA") -> CAHome:
+def init_ca(
+    base: Path,
+    *,
+    database: str | None = None,
+    name: str = "Test CA",
+    extra: tuple[str, ...] = (),
+    fresh: bool = False,
+) -> CAHome:
+    """A newly initialised CA in `base/home` (passwords in `base`), on the embedded SQLite
+    ledger or the empty PostgreSQL `database`.
+
+    A copy of a pristine CA of the same name and `extra` init options (see
+    `support.pristine`), unless `fresh` (or a `database` that is not PostgreSQL's) asks for
+    a `ledgerca init` of its own: keys no other CA in the session has."""
     base.mkdir(parents=True, exist_ok=True)
     password_file = base / "ca.pw"
     password_file.write_bytes(PASSWORD)
@@ -92,14 +110,28 @@ def init_ca(base: Path, *, database: str | None = None, name: str = "Test CA") -
     provisioner_password_file.write_bytes(PROVISIONER_PASSWORD)
     port = free_port()
     home = base / "home"
-    args = [
-        "init", "--name", name, "--dns", "localhost,127.0.0.1", "--address", f"127.0.0.1:{port}",
-        "--password-file", str(password_file),
-        "--provisioner-password-file", str(provisioner_password_file),
-    ]  # fmt: skip
-    if database:
-        args += ["--db", database]
-    ledgerca(*args, home=home)
+
+    def init_args(port: int, database: str | None) -> list[str]:
+        args = [
+            "init", "--name", name, "--dns", "localhost,127.0.0.1",
+            "--address", f"127.0.0.1:{port}",
+            "--password-file", str(password_file),
+            "--provisioner-password-file", str(provisioner_password_file),
+            *extra,
+        ]  # fmt: skip
+        return [*args, "--db", database] if database else args
+
+    if fresh or (database is not None and not database.startswith("postgresql")):
+        ledgerca(*init_args(port, database), home=home)
+    else:
+        pristine.clone(
+            home,
+            kind=json.dumps([name, *extra]),
+            address=f"127.0.0.1:{port}",
+            database=database,
+            init_args=init_args(free_port(), None),
+            env=cli_env(),
+        )
     return CAHome(home, port, password_file, provisioner_password_file, database)
 
 
@@ -171,10 +203,17 @@ def start_ca(
 
 
 def provisioner_key(ca: CAHome, name: str = "admin") -> tuple[ECKey, str]:
+    """The private key and kid of the CA's provisioner `name` (password PROVISIONER_PASSWORD)."""
     data = ca.provisioner(name)
-    key = decrypt_provisioner_key(data["encrypted_key"], PROVISIONER_PASSWORD, name=name)
+    return _decrypted(data["encrypted_key"], name), str(data["key"]["kid"])
+
+
+@functools.cache
+def _decrypted(encrypted_key: str, name: str) -> ECKey:
+    # 600,000 PBES2 iterations per decryption; copies of a pristine CA share the ciphertext.
+    key = decrypt_provisioner_key(encrypted_key, PROVISIONER_PASSWORD, name=name)
     assert isinstance(key, ECKey)
-    return key, str(data["key"]["kid"])
+    return key
 
 
 def mint_token(
