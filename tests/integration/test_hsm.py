@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     PASSWORD,
     PROVISIONER_PASSWORD,
@@ -29,14 +29,7 @@ from support.ca_server import (
 )
 from support.softhsm import MODULE, SoftHSMToken, needs_softhsm
 
-OPENSSL = shutil.which("openssl")
-pytestmark = [
-    needs_softhsm,
-    pytest.mark.skipif(
-        OPENSSL is None,
-        reason="openssl not installed (apt-get install openssl); .ci/run installs it",
-    ),
-]
+pytestmark = [needs_softhsm, needs_openssl]
 KMS_LABEL = "ledgerca-intermediate"
 
 

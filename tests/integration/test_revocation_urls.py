@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import time
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID
+from support.binaries import needs_openssl
 from support.ca_server import init_ca, request_certificate, start_ca
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
+@needs_openssl
 def test_leaves_carry_the_configured_urls_and_openssl_checks_them(tmp_path: Path) -> None:
     ca = init_ca(tmp_path)
     base = f"https://localhost:{ca.port}"

@@ -16,17 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import pytest
-
 from ca.config import load_config
 from ca.home import Home
 from ledger import EventStore, RecordedEvent, create_engine
+from support.binaries import OPENSSL
 
 REPO = Path(__file__).resolve().parents[2]
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 
 NAME = "Test"
 DNS = "ca.example.test,127.0.0.1"

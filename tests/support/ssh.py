@@ -19,16 +19,14 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
 from ca.ssh.certificates import SSHRequest, build_certificate
+from support.binaries import needs_binary
 from support.ca_server import RunningCA, free_port, mint_token, provisioner_key
 
 SSHD = "/usr/sbin/sshd"
 SSH = shutil.which("ssh")
 SSH_KEYGEN = shutil.which("ssh-keygen")
 
-needs_ssh_keygen = pytest.mark.skipif(
-    SSH_KEYGEN is None,
-    reason="ssh-keygen not installed (apt-get install openssh-client); .ci/run installs it",
-)
+needs_ssh_keygen = needs_binary("ssh-keygen", "openssh-client")
 needs_sshd = [
     pytest.mark.skipif(
         not (os.path.exists(SSHD) and SSH and SSH_KEYGEN),
