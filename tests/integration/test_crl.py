@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     PASSWORD,
     PROVISIONER_PASSWORD,
@@ -41,7 +42,6 @@ from support.ca_server import (
     mint_token,
     start_ca,
 )
-from support.postgres import PostgresServer
 
 from ca.keys.files import load_private_key
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
@@ -49,10 +49,6 @@ from ledger import EventStore, NewEvent, create_engine, format_time
 from ledger import catalogue as ev
 from projections.runner import Projections
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 PROVISIONER = "crl-leaves"
 WAIT = 10.0
 
@@ -243,14 +239,9 @@ def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CRLCA]:
 
 @pytest.fixture(scope="module")
 def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+    tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str
 ) -> Iterator[CRLCA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
-    try:
-        yield from serve_crl_ca(tmp_path_factory.mktemp("crl-pg"), url)
-    finally:
-        postgres_server.drop_database(name)
+    yield from serve_crl_ca(tmp_path_factory.mktemp("crl-pg"), module_postgres_url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

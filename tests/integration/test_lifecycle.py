@@ -31,21 +31,20 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from joserfc.jwk import ECKey
+from support.binaries import needs_openssl
 from support.ca_server import (
     PASSWORD,
     CAHome,
     RunningCA,
     cli_env,
-    free_port,
     init_ca,
     ledgerca,
     mint_token,
     provisioner_key,
     request_log,
-    start_ca,
+    serve_pair,
 )
-from support.cli import needs_openssl, openssl
-from support.postgres import PostgresServer
+from support.cli import openssl
 from support.waiting import wait_until
 
 from ca.client.lifecycle import Credentials, load_credentials, renew_token
@@ -252,38 +251,22 @@ def renewed(response: httpx.Response) -> x509.Certificate:
     return x509.load_pem_x509_certificate(body["crt"].encode())
 
 
-def serve_pair(home: CAHome, work: Path) -> Iterator[CA]:
-    a = start_ca(home)
-    try:
-        b = start_ca(home, port=free_port(), workers=2)
-    except BaseException:
-        a.stop()
-        raise
-    try:
+def served(home: CAHome, work: Path) -> Iterator[CA]:
+    with serve_pair(home, b_workers=2) as (a, b):
         key, kid = provisioner_key(home)
         yield CA(home, a, b, key, kid, work)
-    finally:
-        a.stop()
-        b.stop()
 
 
 @pytest.fixture(scope="module")
 def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("lifecycle-sqlite")
-    yield from serve_pair(init_ca(base), base)
+    yield from served(init_ca(base), base)
 
 
 @pytest.fixture(scope="module")
-def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[CA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
+def postgres_ca(tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("lifecycle-pg")
-    try:
-        yield from serve_pair(init_ca(base, database=url), base)
-    finally:
-        postgres_server.drop_database(name)
+    yield from served(init_ca(base, database=module_postgres_url), base)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

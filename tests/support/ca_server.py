@@ -3,6 +3,7 @@ port with real TLS, and one-time tokens minted the way step's CLI mints them."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -14,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -200,6 +202,23 @@ def start_ca(
         time.sleep(0.1)
     running.stop()
     raise RuntimeError("ledgerca serve did not become healthy within 60 s")
+
+
+@contextlib.contextmanager
+def serve_pair(ca: CAHome, *, b_workers: int = 1) -> Iterator[tuple[RunningCA, RunningCA]]:
+    """Two `ledgerca serve` processes on one CA home and database: `a` on the CA's port,
+    `b` (with `b_workers` workers) on another; both stopped afterwards."""
+    a = start_ca(ca)
+    try:
+        b = start_ca(ca, port=free_port(), workers=b_workers)
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 def provisioner_key(ca: CAHome, name: str = "admin") -> tuple[ECKey, str]:

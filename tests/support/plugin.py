@@ -60,6 +60,14 @@ def postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
     postgres_server.drop_database(name)
 
 
+@pytest.fixture(scope="module")
+def module_postgres_url(postgres_server: PostgresServer) -> Iterator[str]:
+    """`postgres_url` for module-scoped fixtures."""
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    yield postgres_server.create_database(name)
+    postgres_server.drop_database(name)
+
+
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """SQLAlchemy URL of a SQLite database file in the test's temp dir (not yet created)."""
