@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import ssl
 import subprocess
 import time
@@ -14,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.binaries import needs_openssl
 from support.ca_server import (
     CAHome,
     RunningCA,
@@ -23,9 +22,11 @@ from support.ca_server import (
     request_certificate,
     start_ca,
 )
+from support.cli import ledger_events
 
 from ca.keys.files import load_private_key
 from ca.pki.profiles import build_root, sign_intermediate_csr
+from ledger import RecordedEvent
 
 
 def _issue(running: RunningCA, subject: str) -> x509.Certificate:
@@ -80,12 +81,12 @@ def _intermediates(running: RunningCA) -> list[x509.Certificate]:
     return [x509.load_pem_x509_certificate(c.encode()) for c in crts]
 
 
-def _key_events(ca: CAHome) -> list[dict[str, object]]:
-    out = ledgerca("ledger", "log", "--json", "--stream", "authority", home=ca.home).stdout
-    return [json.loads(line) for line in out.splitlines()]
+def _key_events(ca: CAHome) -> list[RecordedEvent]:
+    return [event for event in ledger_events(ca.home) if event.stream == "authority"]
 
 
 @pytest.mark.slow
+@needs_openssl
 def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
     tmp_path: Path, ca_database: str | None
 ) -> None:
@@ -123,21 +124,20 @@ def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
         finally:
             third.stop()
         events = _key_events(ca)
-        assert [e["type"] for e in events[-2:]] == [
+        assert [e.type for e in events[-2:]] == [
             "authority.key_activated",
             "authority.key_retired",
         ]
-        assert events[-1]["data"]["key_id"] == events[2]["data"]["key_id"]  # the first intermediate
+        assert events[-1].data["key_id"] == events[2].data["key_id"]  # the first intermediate
     finally:
         first.stop()
         second.stop()
     assert "ledger verified" in ledgerca("ledger", "verify", home=ca.home).stdout
-    if shutil.which("openssl"):
-        leaf = tmp_path / "after.pem"
-        leaf.write_bytes(after.public_bytes(serialization.Encoding.PEM))
-        command = ["openssl", "verify", "-CAfile", str(ca.root)]
-        command += ["-untrusted", str(ca.intermediate), str(leaf)]
-        subprocess.run(command, check=True, capture_output=True)
+    leaf = tmp_path / "after.pem"
+    leaf.write_bytes(after.public_bytes(serialization.Encoding.PEM))
+    command = ["openssl", "verify", "-CAfile", str(ca.root)]
+    command += ["-untrusted", str(ca.intermediate), str(leaf)]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def test_rotation_with_an_offline_root_goes_through_a_csr_and_an_import(tmp_path: Path) -> None:

@@ -253,8 +253,7 @@ def test_host_renew_and_rekey_prove_possession_and_keep_the_certificate_contents
     assert rekeyed_cert.public_key().public_bytes(*_openssh()).split()[1] == (  # type: ignore[union-attr]
         public_blob(new_key).encode()
     )
-    log = ledgerca("ledger", "log", "--json", "--type", "ssh.issued", home=ca.home).stdout
-    lineage = [json.loads(line)["data"] for line in log.splitlines()]
+    lineage = [e.data for e in ledger_events(ca.home) if e.type == "ssh.issued"]
     assert any(d["renewed_from"] == str(old.serial) for d in lineage)
     assert any(d["rekeyed_from"] == str(old.serial) for d in lineage)
 
