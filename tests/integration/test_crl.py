@@ -42,6 +42,7 @@ from support.ca_server import (
     mint_token,
     start_ca,
 )
+from support.waiting import wait_until
 
 from ca.keys.files import load_private_key
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
@@ -275,16 +276,21 @@ def number_of(crl: x509.CertificateRevocationList) -> int:
 def wait_for_crl(
     server: RunningCA, ready: Callable[[x509.CertificateRevocationList], bool]
 ) -> x509.CertificateRevocationList:
-    deadline = time.monotonic() + WAIT
-    last: Any = None
-    while time.monotonic() < deadline:
+    last: list[x509.CertificateRevocationList] = []
+
+    def published() -> bool:
+        # A bool, not the CRL: a CRL listing nothing is falsy (its length is 0).
         response = get_crl(server)
-        if response.status_code == 200:
-            last = x509.load_der_x509_crl(response.content)
-            if ready(last):
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"no such CRL within {WAIT}s; last: {last and list(last)}")
+        if response.status_code != 200:
+            return False
+        last[:] = [x509.load_der_x509_crl(response.content)]
+        return ready(last[0])
+
+    try:
+        wait_until(published, WAIT, "such a CRL")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last: {last and list(last[0])}") from None
+    return last[0]
 
 
 def listed(crl: x509.CertificateRevocationList) -> set[int]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -23,6 +22,7 @@ from support.ca_server import (
     start_ca,
 )
 from support.cli import ledger_events
+from support.waiting import wait_until
 
 from ca.keys.files import load_private_key
 from ca.pki.profiles import build_root, sign_intermediate_csr
@@ -61,18 +61,28 @@ def _renew_over_mtls(
     )
     context = ssl.create_default_context(cafile=str(running.ca.root))
     context.load_cert_chain(crt_file, key_file)
-    deadline = time.monotonic() + wait
-    while True:
+    detail = ""
+
+    def renewed() -> x509.Certificate | None:
+        nonlocal detail
         try:
             with httpx.Client(base_url=running.url, verify=context, timeout=10) as client:
-                renewed = client.post("/1.0/renew")
-            if renewed.status_code == 201:
-                return x509.load_pem_x509_certificate(renewed.json()["crt"].encode())
-            detail = renewed.text
+                response = client.post("/1.0/renew")
+            if response.status_code == 201:
+                return x509.load_pem_x509_certificate(response.json()["crt"].encode())
+            detail = response.text
         except httpx.HTTPError as exc:
             detail = str(exc)  # the handshake fails while the issuer is not trusted
-        assert time.monotonic() < deadline, f"mTLS renewal failed: {detail}"
-        time.sleep(1)
+        return None
+
+    if wait == 0:
+        certificate = renewed()
+        assert certificate is not None, f"mTLS renewal failed: {detail}"
+        return certificate
+    try:
+        return wait_until(renewed, wait, "an mTLS renewal")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {detail}") from None
 
 
 def _intermediates(running: RunningCA) -> list[x509.Certificate]:

@@ -7,7 +7,6 @@ import contextlib
 import functools
 import hashlib
 import json
-import os
 import secrets
 import signal
 import socket
@@ -31,6 +30,8 @@ from joserfc.jwk import ECKey
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
 from ledger import EventStore, create_engine
 from support import pristine
+from support.cli import cli_env, run
+from support.waiting import wait_until
 
 PASSWORD = b"ca-password-for-tests"
 PROVISIONER_PASSWORD = b"provisioner-password-for-tests"
@@ -42,24 +43,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERCA")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def ledgerca(
     *args: str, home: Path, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ca", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=cli_env(),
-        check=check,
-        timeout=timeout,
-    )
+    """`support.cli.run` in the test's working directory, by default checked."""
+    return run(*args, home=home, cwd=Path.cwd(), timeout=timeout, check=check)
 
 
 @dataclass
@@ -187,21 +175,24 @@ def start_ca(
     )  # fmt: skip
     log.close()  # the child holds its own descriptor
     running = RunningCA(ca, process, port, log_file)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             raise RuntimeError(
                 f"ledgerca serve exited with {process.returncode}:\n{running.output()}"
             )
         try:
             with running.client() as client:
-                if client.get("/health").status_code == 200:
-                    return running
+                return client.get("/health").status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    running.stop()
-    raise RuntimeError("ledgerca serve did not become healthy within 60 s")
+            return False
+
+    try:
+        wait_until(healthy, 60, f"ledgerca serve answers /health on port {port}")
+    except AssertionError:
+        running.stop()
+        raise
+    return running
 
 
 @contextlib.contextmanager
@@ -330,14 +321,17 @@ def log_records(running: RunningCA) -> list[dict[str, Any]]:
 def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
     """The access-log record of one request (written just after its response is sent), by
     the CA's request id or by the X-Request-Id the client sent (its `client_request_id`)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def record() -> dict[str, Any] | None:
         for record in log_records(running):
             if record.get("event") == "request" and request_id in (
                 record.get("request_id"),
                 record.get("client_request_id"),
             ):
                 return record
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
-        time.sleep(0.05)
+        return None
+
+    try:
+        return wait_until(record, timeout, f"a log line for request {request_id}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{running.output()}") from None

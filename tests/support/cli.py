@@ -33,18 +33,27 @@ INIT = ("init", "--name", NAME, "--dns", DNS, "--address", ADDRESS)
 
 
 def cli_env() -> dict[str, str]:
-    """The caller's environment minus anything that could carry a password or a home."""
+    """The caller's environment minus anything that could carry a password or a home; the
+    child's output unbuffered, so that a server's log can be read while it runs."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("LEDGERCA_") and "PASSWORD" not in key.upper()
+        if not key.startswith("LEDGERCA") and "PASSWORD" not in key.upper()
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run(*args: str | Path, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`ledgerca --home HOME ARGS...` in a child process with no terminal on stdin."""
+def run(
+    *args: str | Path,
+    home: Path,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`ledgerca --home HOME ARGS...` in a child process with no terminal on stdin, in `cwd`
+    (default: the home's parent). `check` raises CalledProcessError on a non-zero exit."""
     return subprocess.run(
         [sys.executable, "-m", "ca", "--home", str(home), *map(str, args)],
         stdin=subprocess.DEVNULL,
@@ -52,8 +61,8 @@ def run(*args: str | Path, home: Path, cwd: Path | None = None) -> subprocess.Co
         text=True,
         env=cli_env(),
         cwd=cwd or home.parent,
-        timeout=120,
-        check=False,
+        timeout=timeout,
+        check=check,
     )
 
 
