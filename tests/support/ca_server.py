@@ -296,11 +296,17 @@ def database_url(ca: CAHome) -> str:
     return ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}"
 
 
+BACKGROUND_EVENTS = frozenset({"crl.published", "ledger.checkpoint"})
+"""What a serving CA's background jobs append on their own schedule (the first CRL a moment
+after start, say), never a request."""
+
+
 def event_count(ca: CAHome) -> int:
-    """How many events the CA's ledger holds, read directly from its database."""
+    """How many events in the CA's ledger a request could have written (all but
+    BACKGROUND_EVENTS), read directly from its database: a refusal must leave it unchanged."""
     engine = create_engine(database_url(ca))
     try:
-        return EventStore(engine).count()
+        return sum(event.type not in BACKGROUND_EVENTS for event in EventStore(engine).read())
     finally:
         engine.dispose()
 
