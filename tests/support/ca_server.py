@@ -1,5 +1,6 @@
-"""Real CAs for tests: `ledgerca init` into a temp home, `ledgerca serve` on a free loopback
-port with real TLS, and one-time tokens minted the way step's CLI mints them."""
+"""Real CAs for tests: a newly initialised home (a copy of one real `ledgerca init`, see
+`support.pristine`), `ledgerca serve` on a free loopback port with real TLS (one, or a pair
+on one database), and one-time tokens minted the way step's CLI mints them."""
 
 from __future__ import annotations
 
