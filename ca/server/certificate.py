@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import ssl
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -29,6 +29,10 @@ _SHA256 = hashes.SHA256()
 _PEM = serialization.Encoding.PEM
 
 
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
 class Issuer(Protocol):
     def issue_server_certificate(
         self, public_key: ec.EllipticCurvePublicKey, dns_names: tuple[str, ...], lifetime: timedelta
@@ -44,6 +48,8 @@ class ServerCertificate:
     dns_names: tuple[str, ...]
     password: bytes
     lifetime: timedelta = DEFAULT_LIFETIME
+    clock: Callable[[], datetime] = utcnow
+    """What "now" is when deciding on a renewal: the issuer's clock (see the worker)."""
 
     @property
     def cert_file(self) -> Path:
@@ -82,7 +88,7 @@ class ServerCertificate:
 
     def ensure(self, now: datetime | None = None) -> bool:
         """Issue a new certificate if needed; True if this call issued one."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         if not self.needs_renewal(now):
             return False
         with self._locked():

@@ -63,7 +63,12 @@ def serve(
         started_at=authority.started_at,
     )
     server_cert = ServerCertificate(
-        home, authority, config.dns_names, password, authority.server_cert_lifetime
+        home,
+        authority,
+        config.dns_names,
+        password,
+        authority.server_cert_lifetime,
+        clock=authority.clock,
     )
     server_cert.ensure()
     snapshot = authority.snapshot()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime
 
 import structlog
 
@@ -84,7 +83,7 @@ class ServerCertificateRenewal:
         current = self.server_cert.current()
         if current is None:
             return 30.0
-        due = (self.server_cert.renew_at(current) - datetime.now(UTC)).total_seconds()
+        due = (self.server_cert.renew_at(current) - self.server_cert.clock()).total_seconds()
         return max(1.0, min(60.0, due))
 
 

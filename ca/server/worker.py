@@ -188,6 +188,7 @@ def run_worker(
         config.dns_names,
         settings.password,
         authority.server_cert_lifetime,
+        clock=authority.clock,
     )
     hc = hypercorn_config(settings, config, server_cert)
     # PostgreSQL: wake the jobs that follow the ledger as soon as any instance appends

@@ -30,7 +30,10 @@ from support.ca_server import (
     request_certificate,
     start_ca,
 )
+from support.cli import ledger_events
 from support.postgres import PostgresServer
+
+from ledger import RecordedEvent
 
 pytestmark = pytest.mark.postgres
 
@@ -68,16 +71,14 @@ def admin_client(running: RunningCA, subject: str = SUPER) -> httpx.Client:
     return running.client(event_hooks={"request": [authorize]})
 
 
-def events_of(ca: CAHome, event_type: str) -> list[dict[str, Any]]:
-    out = ledgerca("ledger", "log", "--json", "--type", event_type, home=ca.home)
-    return [json.loads(line) for line in out.stdout.splitlines()]
+def events_of(ca: CAHome, event_type: str) -> list[RecordedEvent]:
+    return [event for event in ledger_events(ca.home) if event.type == event_type]
 
 
 def admin_changes(ca: CAHome) -> int:
     """How many events an admin request could have written (CRLs publish on their own)."""
-    out = ledgerca("ledger", "log", "--json", home=ca.home)
     kinds = ("provisioner.", "policy.", "admin.")
-    return sum(json.loads(line)["type"].startswith(kinds) for line in out.stdout.splitlines())
+    return sum(event.type.startswith(kinds) for event in ledger_events(ca.home))
 
 
 def new_jwk_provisioner(name: str) -> tuple[ECKey, dict[str, Any]]:
@@ -109,8 +110,8 @@ def test_provisioner_added_and_removed_through_one_instance_binds_the_other(
     assert refused.status_code == 401
 
     removed = events_of(ca, "provisioner.removed")[-1]
-    assert removed["actor"]["admin"] == SUPER
-    assert removed["actor"]["via"] == "token"
+    assert removed.actor["admin"] == SUPER
+    assert removed.actor["via"] == "token"
 
 
 def test_policy_set_through_one_instance_is_enforced_by_the_other(
@@ -125,7 +126,7 @@ def test_policy_set_through_one_instance_is_enforced_by_the_other(
     try:
         assert request_certificate(first, "db.forbidden.internal")[0].status_code == 403
         assert request_certificate(first, "db.allowed.internal")[0].status_code == 201
-        assert events_of(ca, "policy.set")[-1]["actor"]["admin"] == SUPER
+        assert events_of(ca, "policy.set")[-1].actor["admin"] == SUPER
     finally:
         with admin_client(first) as client:
             assert client.delete("/admin/policy").status_code == 200

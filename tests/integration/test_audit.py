@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import json
 import subprocess
-import time
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ from support.ca_server import (
     start_ca,
 )
 from support.cli import clean_error, run
+from support.waiting import wait_until
 
 from ledger import EventStore, create_engine
 from projections import events as ev
@@ -67,13 +67,7 @@ class Audited:
 
 
 def wait_for(condition: Any, what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"{what} did not happen within {WAIT}s")
+    return wait_until(condition, WAIT, what)
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import shutil
 import subprocess
 import tomllib
 from collections.abc import Iterator
@@ -23,8 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from joserfc import jwk
+from support.binaries import CURL, needs_curl, needs_openssl
 from support.ca_server import RunningCA, init_ca, start_ca
-from support.cli import clean_error, in_parallel, needs_openssl, ok, openssl, run
+from support.cli import clean_error, in_parallel, ok, openssl, run
 
 from ca.client import session as client_session
 from ca.client.session import TrustError, normalize_fingerprint
@@ -43,8 +43,6 @@ from ca.home import Home
 from ca.provisioners.jwk import JWKProvisioner, verify_token
 from ca.provisioners.jwk_keys import thumbprint
 from ca.tokens import audiences
-
-CURL = shutil.which("curl")
 
 
 @dataclass
@@ -203,9 +201,9 @@ def test_certificates_of_every_key_type_chain_to_the_bootstrapped_root(client: C
     assert isinstance(load_leaf(results["OKP"][0]).public_key(), ed25519.Ed25519PublicKey)
 
 
+@needs_curl
 def test_curl_trusts_the_ca_through_the_bootstrapped_root(client: Client) -> None:
-    if CURL is None:
-        pytest.skip("curl not installed (apt-get install curl)")
+    assert CURL is not None
     root = Home(client.home).root_cert
     health = subprocess.run(
         [CURL, "--silent", "--show-error", "--cacert", str(root), f"{client.ca.url}/health"],

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     PASSWORD,
     PROVISIONER_PASSWORD,
@@ -41,7 +42,7 @@ from support.ca_server import (
     mint_token,
     start_ca,
 )
-from support.postgres import PostgresServer
+from support.waiting import wait_until
 
 from ca.keys.files import load_private_key
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
@@ -49,10 +50,6 @@ from ledger import EventStore, create_engine, format_time
 from projections.events import CRLPublished, ProvisionerAdded, X509Revoked
 from projections.runner import Projections
 
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 PROVISIONER = "crl-leaves"
 WAIT = 10.0
 
@@ -234,14 +231,9 @@ def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CRLCA]:
 
 @pytest.fixture(scope="module")
 def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
+    tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str
 ) -> Iterator[CRLCA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
-    try:
-        yield from serve_crl_ca(tmp_path_factory.mktemp("crl-pg"), url)
-    finally:
-        postgres_server.drop_database(name)
+    yield from serve_crl_ca(tmp_path_factory.mktemp("crl-pg"), module_postgres_url)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -275,16 +267,21 @@ def number_of(crl: x509.CertificateRevocationList) -> int:
 def wait_for_crl(
     server: RunningCA, ready: Callable[[x509.CertificateRevocationList], bool]
 ) -> x509.CertificateRevocationList:
-    deadline = time.monotonic() + WAIT
-    last: Any = None
-    while time.monotonic() < deadline:
+    last: list[x509.CertificateRevocationList] = []
+
+    def published() -> bool:
+        # A bool, not the CRL: a CRL listing nothing is falsy (its length is 0).
         response = get_crl(server)
-        if response.status_code == 200:
-            last = x509.load_der_x509_crl(response.content)
-            if ready(last):
-                return last
-        time.sleep(0.1)
-    raise AssertionError(f"no such CRL within {WAIT}s; last: {last and list(last)}")
+        if response.status_code != 200:
+            return False
+        last[:] = [x509.load_der_x509_crl(response.content)]
+        return ready(last[0])
+
+    try:
+        wait_until(published, WAIT, "such a CRL")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last: {last and list(last[0])}") from None
+    return last[0]
 
 
 def listed(crl: x509.CertificateRevocationList) -> set[int]:

@@ -28,6 +28,7 @@ from support.ca_server import (
 from support.load import Load, Outcome
 from support.postgres import PostgresServer, find_pg_bin
 from support.replay import ledger_serials, projection_snapshot
+from support.waiting import wait_until
 
 pytestmark = pytest.mark.postgres
 
@@ -131,12 +132,13 @@ def test_sigkill_mid_request_leaves_no_half_state(
 
 def assert_port_closed(running: RunningCA, timeout: float = 15) -> None:
     """Wait until nothing accepts connections on the killed instance's port."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def closed() -> bool:
         try:
             with running.client(timeout=2) as client:
                 client.get("/health")
         except httpx.HTTPError:
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"port {running.port} still answers {timeout} s after SIGKILL")
+            return True
+        return False
+
+    wait_until(closed, timeout, f"port {running.port} no longer answers after SIGKILL")

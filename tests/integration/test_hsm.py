@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +13,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     PASSWORD,
     PROVISIONER_PASSWORD,
@@ -28,15 +27,9 @@ from support.ca_server import (
     start_ca,
 )
 from support.softhsm import MODULE, SoftHSMToken, needs_softhsm
+from support.waiting import wait_until
 
-OPENSSL = shutil.which("openssl")
-pytestmark = [
-    needs_softhsm,
-    pytest.mark.skipif(
-        OPENSSL is None,
-        reason="openssl not installed (apt-get install openssl); .ci/run installs it",
-    ),
-]
+pytestmark = [needs_softhsm, needs_openssl]
 KMS_LABEL = "ledgerca-intermediate"
 
 
@@ -137,17 +130,17 @@ def test_openssl_verifies_the_crl_the_hsm_signed(hsm_ca: HSMCA, tmp_path: Path) 
         )
         assert revoked.status_code == 200, revoked.text
         # generate_on_revoke: the next CRL lists it; poll until a worker has published it.
-        crl = None
-        for _ in range(600):
-            response = http.get("/1.0/crl")
-            crl = x509.load_der_x509_crl(response.content)
-            if crl.get_revoked_certificate_by_serial_number(certificate.serial_number):
-                break
-            time.sleep(0.05)
-    assert crl is not None
-    assert crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None
+
+        def listing() -> bytes | None:
+            der = http.get("/1.0/crl").content
+            listed = x509.load_der_x509_crl(der).get_revoked_certificate_by_serial_number(
+                certificate.serial_number
+            )
+            return der if listed is not None else None
+
+        published = wait_until(listing, 30, "a CRL listing the revoked certificate")
     der = tmp_path / "crl.der"
-    der.write_bytes(response.content)
+    der.write_bytes(published)
     result = openssl(
         "crl", "-inform", "DER", "-in", str(der), "-CAfile", str(hsm_ca.home.intermediate),
         "-noout", "-verify",

@@ -12,7 +12,6 @@ import hashlib
 import hmac
 import ipaddress
 import json
-import shutil
 import subprocess
 import threading
 import time
@@ -31,30 +30,24 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from joserfc.jwk import ECKey
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     CAHome,
     RunningCA,
     database_url,
     event_count,
-    free_port,
     init_ca,
     mint_token,
     provisioner_key,
     request_log,
-    start_ca,
+    serve_pair,
 )
-from support.postgres import PostgresServer
 
 from ca.pki.provisioner_extension import from_certificate
 from ca.provisioners.jwk_keys import create_provisioner_key, decrypt_provisioner_key
 from ledger import EventStore, create_engine
 from projections.events import ProvisionerAdded, X509Issued, x509_stream
 from projections.runner import Projections
-
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 
 UNAUTHORIZED = (
     "The request lacked necessary authorization to be completed. "
@@ -244,19 +237,10 @@ def openssl_verify(ca: CAHome, leaf_pem: str, directory: Path, *extra: str) -> s
     return result.stdout
 
 
-def serve_pair(home: CAHome) -> Iterator[CA]:
-    a = start_ca(home)
-    try:
-        b = start_ca(home, port=free_port())
-    except BaseException:
-        a.stop()
-        raise
-    try:
+def served(home: CAHome) -> Iterator[CA]:
+    with serve_pair(home) as (a, b):
         key, kid = provisioner_key(home)
         yield CA(home, a, b, key, kid)
-    finally:
-        a.stop()
-        b.stop()
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -264,19 +248,13 @@ def serve_pair(home: CAHome) -> Iterator[CA]:
 
 @pytest.fixture(scope="module")
 def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
-    yield from serve_pair(init_ca(tmp_path_factory.mktemp("issuance-sqlite")))
+    yield from served(init_ca(tmp_path_factory.mktemp("issuance-sqlite")))
 
 
 @pytest.fixture(scope="module")
-def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[CA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
-    try:
-        yield from serve_pair(init_ca(tmp_path_factory.mktemp("issuance-pg"), database=url))
-    finally:
-        postgres_server.drop_database(name)
+def postgres_ca(tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str) -> Iterator[CA]:
+    base = tmp_path_factory.mktemp("issuance-pg")
+    yield from served(init_ca(base, database=module_postgres_url))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -16,7 +16,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -32,20 +31,21 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, ExtensionOID, NameOID
 from joserfc.jwk import ECKey
+from support.binaries import needs_openssl
 from support.ca_server import (
     PASSWORD,
     CAHome,
     RunningCA,
     cli_env,
-    free_port,
     init_ca,
     ledgerca,
     mint_token,
     provisioner_key,
-    start_ca,
+    request_log,
+    serve_pair,
 )
-from support.cli import needs_openssl, openssl
-from support.postgres import PostgresServer
+from support.cli import openssl
+from support.waiting import wait_until
 
 from ca.client.lifecycle import Credentials, load_credentials, renew_token
 from ca.keys.files import load_private_key
@@ -251,38 +251,22 @@ def renewed(response: httpx.Response) -> x509.Certificate:
     return x509.load_pem_x509_certificate(body["crt"].encode())
 
 
-def serve_pair(home: CAHome, work: Path) -> Iterator[CA]:
-    a = start_ca(home)
-    try:
-        b = start_ca(home, port=free_port(), workers=2)
-    except BaseException:
-        a.stop()
-        raise
-    try:
+def served(home: CAHome, work: Path) -> Iterator[CA]:
+    with serve_pair(home, b_workers=2) as (a, b):
         key, kid = provisioner_key(home)
         yield CA(home, a, b, key, kid, work)
-    finally:
-        a.stop()
-        b.stop()
 
 
 @pytest.fixture(scope="module")
 def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("lifecycle-sqlite")
-    yield from serve_pair(init_ca(base), base)
+    yield from served(init_ca(base), base)
 
 
 @pytest.fixture(scope="module")
-def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[CA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
+def postgres_ca(tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("lifecycle-pg")
-    try:
-        yield from serve_pair(init_ca(base, database=url), base)
-    finally:
-        postgres_server.drop_database(name)
+    yield from served(init_ca(base, database=module_postgres_url), base)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -575,16 +559,19 @@ def expired_certificate(ca: CA, cn: str, provisioner: tuple[str, str, str] | Non
     """A certificate our intermediate signed, valid from the intermediate's start until a
     moment ago, recorded in the ledger as issued (so it is ours, and expired): the CA itself
     never issues into the past. Its chain must verify as of NotAfter - 1 minute, within the
-    (young) intermediate's validity."""
+    (young) intermediate's validity: NotAfter is the intermediate's start plus that minute
+    and a second (a lifetime longer than the renewal's backdating), which is a second after
+    `init` made the intermediate (it backdates a minute): the fixture's two server starts
+    since then took longer."""
     intermediate = x509.load_pem_x509_certificate(ca.home.intermediate.read_bytes())
     signer = load_private_key(
         (ca.home.home / "secrets" / "intermediate_ca_key").read_bytes(), PASSWORD
     )
     private = ec.generate_private_key(ec.SECP256R1())
     start = intermediate.not_valid_before_utc
-    end = start + timedelta(minutes=1, seconds=5)
-    while datetime.now(UTC) <= end:
-        time.sleep(0.2)
+    end = start + timedelta(minutes=1, seconds=1)
+    # X.509 times are whole seconds: expired to the second for the TLS handshake too.
+    assert datetime.now(UTC) >= end + timedelta(seconds=1), "the CA was initialised just now"
     builder = (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -668,7 +655,11 @@ def test_expired_certificate_renews_only_by_token_and_only_where_allowed(ca: CA)
         assert any(isinstance(e, ssl.SSLError) for e in causes(failure.value)), failure.value
         with pytest.raises(httpx.RemoteProtocolError, match="disconnected without"):
             renew_mtls(ca.a, leaf, max_version=ssl.TLSVersion.TLSv1_3)
-    time.sleep(0.2)  # the access log line would follow the response
+    # Had the app seen one of them, its access-log line would precede this request's.
+    marker = uuid.uuid4().hex
+    with ca.a.client() as http:
+        assert http.get("/health", headers={"X-Request-Id": marker}).status_code == 200
+    request_log(ca.a, marker)
     assert ca.a.output().count('"path": "/1.0/renew"') == requests_seen
 
     # The token flow: refused where the provisioner does not allow renewal after expiry...
@@ -789,11 +780,14 @@ def test_renew_daemon_rewrites_the_files_and_stops_on_sigterm(ca: CA) -> None:
         env=cli_env(),
     )  # fmt: skip
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and process.poll() is None:
-            if leaf_of(leaf.crt).serial_number != leaf.certificate.serial_number:
-                break
-            time.sleep(0.1)
+        wait_until(
+            lambda: (
+                process.poll() is not None
+                or leaf_of(leaf.crt).serial_number != leaf.certificate.serial_number
+            ),
+            30,
+            "the daemon renews the certificate (or exits)",
+        )
         new = leaf_of(leaf.crt)
         assert new.serial_number != leaf.certificate.serial_number, "the daemon did not renew"
         assert new.public_key() == leaf.certificate.public_key()

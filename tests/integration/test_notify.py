@@ -5,7 +5,6 @@ fresh CRL listing the serial within seconds."""
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -19,6 +18,7 @@ from support.ca_server import (
     start_ca,
 )
 from support.postgres import PostgresServer
+from support.waiting import wait_until
 
 from ca.config import CRLSettings, load_config, save_config
 from ca.home import Home
@@ -47,15 +47,14 @@ def test_a_revocation_through_one_instance_wakes_the_other_publisher(
             )
         assert revoked.status_code == 200, revoked.text
 
-        deadline = time.monotonic() + 30
-        listed: set[int] = set()
-        while time.monotonic() < deadline and serial not in listed:
+        def listed() -> bool:
             with second.client() as client:
                 crl = client.get("/1.0/crl")
-            if crl.status_code == 200:
-                listed = {r.serial_number for r in x509.load_der_x509_crl(crl.content)}
-            time.sleep(0.2)
-        assert serial in listed, "no CRL listing the revocation: the publishers were not woken"
+            return crl.status_code == 200 and serial in {
+                r.serial_number for r in x509.load_der_x509_crl(crl.content)
+            }
+
+        wait_until(listed, 30, "a CRL listing the revocation (the publishers were woken)")
     finally:
         first.stop()
         second.stop()

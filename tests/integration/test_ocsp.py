@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import os
 import secrets
-import shutil
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -27,17 +26,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
+from support.binaries import OPENSSL, needs_openssl
 from support.ca_server import (
     PASSWORD,
     CAHome,
     RunningCA,
-    free_port,
     init_ca,
     mint_token,
     provisioner_key,
+    serve_pair,
     start_ca,
 )
-from support.postgres import PostgresServer
 
 from ca.keys.files import encrypt_private_key, generate_private_key, load_private_key
 from ca.keys.ids import key_id, public_pem
@@ -47,12 +46,8 @@ from ledger import EventStore, NewEvent, create_engine, format_time
 from projections import events as ev
 from projections.runner import Projections
 
-OPENSSL = shutil.which("openssl")
 # CertIDs are hashed with SHA-1 by every OCSP client (openssl too); not a signature.
 SHA1 = hashes.SHA1()  # noqa: S303
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 OCSP_RESPONSE = "application/ocsp-response"
 
 
@@ -202,19 +197,10 @@ def assert_revoked(output: str, leaf: Path, reason: str) -> None:
     assert f"Reason: {reason}" in output, output
 
 
-def serve_pair(home: CAHome, directory: Path) -> Iterator[CA]:
-    a = start_ca(home)
-    try:
-        b = start_ca(home, port=free_port())
-    except BaseException:
-        a.stop()
-        raise
-    try:
+def served(home: CAHome, directory: Path) -> Iterator[CA]:
+    with serve_pair(home) as (a, b):
         key, kid = provisioner_key(home)
         yield CA(home, a, b, key, kid, directory)
-    finally:
-        a.stop()
-        b.stop()
 
 
 # -- fixtures ------------------------------------------------------------------------------
@@ -223,20 +209,13 @@ def serve_pair(home: CAHome, directory: Path) -> Iterator[CA]:
 @pytest.fixture(scope="module")
 def sqlite_ca(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("ocsp-sqlite")
-    yield from serve_pair(init_ca(base), base)
+    yield from served(init_ca(base), base)
 
 
 @pytest.fixture(scope="module")
-def postgres_ca(
-    tmp_path_factory: pytest.TempPathFactory, postgres_server: PostgresServer
-) -> Iterator[CA]:
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    url = postgres_server.create_database(name)
+def postgres_ca(tmp_path_factory: pytest.TempPathFactory, module_postgres_url: str) -> Iterator[CA]:
     base = tmp_path_factory.mktemp("ocsp-pg")
-    try:
-        yield from serve_pair(init_ca(base, database=url), base)
-    finally:
-        postgres_server.drop_database(name)
+    yield from served(init_ca(base, database=module_postgres_url), base)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -17,6 +17,7 @@ from support.ca_server import (
     request_certificate,
     start_ca,
 )
+from support.cli import ledger_events
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +64,7 @@ def test_policies_set_by_the_cli_are_enforced_by_every_instance(
     ledgerca("policy", "clear", "--provisioner", "admin", home=ca.home)
     assert _status(second, "svc.example") == 201
     assert _status(first, "db.internal") == 201
-    log = ledgerca("ledger", "log", "--json", "--type", "policy.set", home=ca.home).stdout
-    actors = [json.loads(line)["actor"]["cli"] for line in log.splitlines()]
+    actors = [e.actor["cli"] for e in ledger_events(ca.home) if e.type == "policy.set"]
     assert actors == ["policy set", "policy set", "policy clear", "policy clear"]
 
 

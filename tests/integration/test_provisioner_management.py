@@ -17,6 +17,7 @@ from support.ca_server import (
     request_certificate,
     start_ca,
 )
+from support.cli import ledger_events
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
 
@@ -77,8 +78,7 @@ def test_add_update_and_remove_reach_every_instance_on_the_next_request(
     ledgerca("provisioner", "remove", "web", home=ca.home)
     assert _sign(first, key, kid, "web") == 401
     assert _sign(second, key, kid, "web") == 401
-    log = ledgerca("ledger", "log", "--json", "--type", "provisioner.removed", home=ca.home)
-    actors = [json.loads(line)["actor"] for line in log.stdout.splitlines()]
+    actors = [e.actor for e in ledger_events(ca.home) if e.type == "provisioner.removed"]
     assert actors[-1]["cli"] == "provisioner remove"
 
 

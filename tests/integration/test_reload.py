@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 import signal
 import ssl
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
 from support.ca_server import CAHome, RunningCA, init_ca, log_records, start_ca
 from support.load import Load
+from support.waiting import wait_until
 
 from ca.config import TLSSettings, load_config, save_config
 from ca.home import Home
@@ -43,12 +43,14 @@ def handshake(server: RunningCA, version: ssl.TLSVersion) -> bool:
 
 
 def wait_for_log(server: RunningCA, event: str, count: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sum(r.get("event") == event for r in log_records(server)) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"fewer than {count} {event!r} log lines:\n{server.output()[-3000:]}")
+    try:
+        wait_until(
+            lambda: sum(r.get("event") == event for r in log_records(server)) >= count,
+            timeout,
+            f"{count} {event!r} log lines",
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{server.output()[-3000:]}") from None
 
 
 def test_sighup_applies_new_tls_settings_without_failing_requests(

@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import AuthorityInformationAccessOID
+from support.binaries import needs_openssl
 from support.ca_server import init_ca, request_certificate, start_ca
+from support.waiting import wait_until
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
+@needs_openssl
 def test_leaves_carry_the_configured_urls_and_openssl_checks_them(tmp_path: Path) -> None:
     ca = init_ca(tmp_path)
     base = f"https://localhost:{ca.port}"
@@ -35,10 +34,11 @@ def test_leaves_carry_the_configured_urls_and_openssl_checks_them(tmp_path: Path
                     if d.access_method == AuthorityInformationAccessOID.OCSP]  # fmt: skip
             assert ocsp == [f"{base}/ocsp"]
             # The CRL names the same URL in its Issuing Distribution Point, so OpenSSL 3 takes it.
-            deadline = time.monotonic() + 30
-            while (crl := client.get("/1.0/crl?pem")).status_code != 200:
-                assert time.monotonic() < deadline, "no CRL published"
-                time.sleep(0.2)
+            crl = wait_until(
+                lambda: (response := client.get("/1.0/crl?pem")).status_code == 200 and response,
+                30,
+                "a published CRL",
+            )
         leaf_file, crl_file = tmp_path / "leaf.pem", tmp_path / "crl.pem"
         leaf_file.write_bytes(leaf.public_bytes(serialization.Encoding.PEM))
         crl_file.write_text(crl.text)

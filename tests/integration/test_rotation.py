@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import shutil
 import ssl
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support.binaries import needs_openssl
 from support.ca_server import (
     CAHome,
     RunningCA,
@@ -23,9 +21,12 @@ from support.ca_server import (
     request_certificate,
     start_ca,
 )
+from support.cli import ledger_events
+from support.waiting import wait_until
 
 from ca.keys.files import load_private_key
 from ca.pki.profiles import build_root, sign_intermediate_csr
+from ledger import RecordedEvent
 
 
 def _issue(running: RunningCA, subject: str) -> x509.Certificate:
@@ -60,18 +61,28 @@ def _renew_over_mtls(
     )
     context = ssl.create_default_context(cafile=str(running.ca.root))
     context.load_cert_chain(crt_file, key_file)
-    deadline = time.monotonic() + wait
-    while True:
+    detail = ""
+
+    def renewed() -> x509.Certificate | None:
+        nonlocal detail
         try:
             with httpx.Client(base_url=running.url, verify=context, timeout=10) as client:
-                renewed = client.post("/1.0/renew")
-            if renewed.status_code == 201:
-                return x509.load_pem_x509_certificate(renewed.json()["crt"].encode())
-            detail = renewed.text
+                response = client.post("/1.0/renew")
+            if response.status_code == 201:
+                return x509.load_pem_x509_certificate(response.json()["crt"].encode())
+            detail = response.text
         except httpx.HTTPError as exc:
             detail = str(exc)  # the handshake fails while the issuer is not trusted
-        assert time.monotonic() < deadline, f"mTLS renewal failed: {detail}"
-        time.sleep(1)
+        return None
+
+    if wait == 0:
+        certificate = renewed()
+        assert certificate is not None, f"mTLS renewal failed: {detail}"
+        return certificate
+    try:
+        return wait_until(renewed, wait, "an mTLS renewal")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {detail}") from None
 
 
 def _intermediates(running: RunningCA) -> list[x509.Certificate]:
@@ -80,12 +91,12 @@ def _intermediates(running: RunningCA) -> list[x509.Certificate]:
     return [x509.load_pem_x509_certificate(c.encode()) for c in crts]
 
 
-def _key_events(ca: CAHome) -> list[dict[str, object]]:
-    out = ledgerca("ledger", "log", "--json", "--stream", "authority", home=ca.home).stdout
-    return [json.loads(line) for line in out.splitlines()]
+def _key_events(ca: CAHome) -> list[RecordedEvent]:
+    return [event for event in ledger_events(ca.home) if event.stream == "authority"]
 
 
 @pytest.mark.slow
+@needs_openssl
 def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
     tmp_path: Path, ca_database: str | None
 ) -> None:
@@ -123,21 +134,20 @@ def test_a_rotated_intermediate_signs_the_next_certificate_on_every_instance(
         finally:
             third.stop()
         events = _key_events(ca)
-        assert [e["type"] for e in events[-2:]] == [
+        assert [e.type for e in events[-2:]] == [
             "authority.key_activated",
             "authority.key_retired",
         ]
-        assert events[-1]["data"]["key_id"] == events[2]["data"]["key_id"]  # the first intermediate
+        assert events[-1].data["key_id"] == events[2].data["key_id"]  # the first intermediate
     finally:
         first.stop()
         second.stop()
     assert "ledger verified" in ledgerca("ledger", "verify", home=ca.home).stdout
-    if shutil.which("openssl"):
-        leaf = tmp_path / "after.pem"
-        leaf.write_bytes(after.public_bytes(serialization.Encoding.PEM))
-        command = ["openssl", "verify", "-CAfile", str(ca.root)]
-        command += ["-untrusted", str(ca.intermediate), str(leaf)]
-        subprocess.run(command, check=True, capture_output=True)
+    leaf = tmp_path / "after.pem"
+    leaf.write_bytes(after.public_bytes(serialization.Encoding.PEM))
+    command = ["openssl", "verify", "-CAfile", str(ca.root)]
+    command += ["-untrusted", str(ca.intermediate), str(leaf)]
+    subprocess.run(command, check=True, capture_output=True)
 
 
 def test_rotation_with_an_offline_root_goes_through_a_csr_and_an_import(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ import base64
 import contextlib
 import json
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -29,6 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
 from sqlalchemy import select
+from support.binaries import CURL, OPENSSL, needs_curl, needs_openssl
 from support.ca_server import (
     PROVISIONER_PASSWORD,
     CAHome,
@@ -47,15 +47,6 @@ from ledger import EventStore, NewEvent, create_engine
 from projections import events as ev
 from projections.provisioners import provisioners as provisioners_table
 from projections.runner import Projections
-
-OPENSSL = shutil.which("openssl")
-CURL = shutil.which("curl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
-needs_curl = pytest.mark.skipif(
-    CURL is None, reason="curl not installed (apt-get install curl); .ci/run installs it"
-)
 
 PREFIXES = ["", "/1.0"]
 GET_ROUTES = [

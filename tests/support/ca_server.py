@@ -1,11 +1,13 @@
-"""Real CAs for tests: `ledgerca init` into a temp home, `ledgerca serve` on a free loopback
-port with real TLS, and one-time tokens minted the way step's CLI mints them."""
+"""Real CAs for tests: a newly initialised home (a copy of one real `ledgerca init`, see
+`support.pristine`), `ledgerca serve` on a free loopback port with real TLS (one, or a pair
+on one database), and one-time tokens minted the way step's CLI mints them."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import json
-import os
 import secrets
 import signal
 import socket
@@ -13,6 +15,7 @@ import ssl
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +30,9 @@ from joserfc.jwk import ECKey
 
 from ca.provisioners.jwk_keys import decrypt_provisioner_key
 from ledger import EventStore, create_engine
+from support import pristine
+from support.cli import cli_env, run
+from support.waiting import wait_until
 
 PASSWORD = b"ca-password-for-tests"
 PROVISIONER_PASSWORD = b"provisioner-password-for-tests"
@@ -38,24 +44,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def cli_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEDGERCA")}
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def ledgerca(
     *args: str, home: Path, check: bool = True, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ca", "--home", str(home), *args],
-        capture_output=True,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        env=cli_env(),
-        check=check,
-        timeout=timeout,
-    )
+    """`support.cli.run` in the test's working directory, by default checked."""
+    return run(*args, home=home, cwd=Path.cwd(), timeout=timeout, check=check)
 
 
 @dataclass
@@ -75,16 +68,32 @@ class CAHome:
         return self.home / "certs" / "intermediate_ca.crt"
 
     def provisioner(self, name: str = "admin") -> dict[str, Any]:
-        """The provisioner.added payload from the ledger (public key, encrypted key)."""
-        out = ledgerca("ledger", "log", "--json", "--type", "provisioner.added", home=self.home)
-        for line in out.stdout.splitlines():
-            data = json.loads(line)["data"]
-            if data["name"] == name:
-                return dict(data)
+        """The first provisioner.added payload for `name` in the ledger (public key,
+        encrypted key), read from the database directly."""
+        engine = create_engine(database_url(self))
+        try:
+            for event in EventStore(engine).read(types=("provisioner.added",)):
+                if event.data["name"] == name:
+                    return dict(event.data)
+        finally:
+            engine.dispose()
         raise LookupError(name)
 
 
-def init_ca(base: Path, *, database: str | None = None, name: str = "Test CA") -> CAHome:
+def init_ca(
+    base: Path,
+    *,
+    database: str | None = None,
+    name: str = "Test CA",
+    extra: tuple[str, ...] = (),
+    fresh: bool = False,
+) -> CAHome:
+    """A newly initialised CA in `base/home` (passwords in `base`), on the embedded SQLite
+    ledger or the empty PostgreSQL `database`.
+
+    A copy of a pristine CA of the same name and `extra` init options (see
+    `support.pristine`), unless `fresh` (or a `database` that is not PostgreSQL's) asks for
+    a `ledgerca init` of its own: keys no other CA in the session has."""
     base.mkdir(parents=True, exist_ok=True)
     password_file = base / "ca.pw"
     password_file.write_bytes(PASSWORD)
@@ -92,14 +101,28 @@ def init_ca(base: Path, *, database: str | None = None, name: str = "Test CA") -
     provisioner_password_file.write_bytes(PROVISIONER_PASSWORD)
     port = free_port()
     home = base / "home"
-    args = [
-        "init", "--name", name, "--dns", "localhost,127.0.0.1", "--address", f"127.0.0.1:{port}",
-        "--password-file", str(password_file),
-        "--provisioner-password-file", str(provisioner_password_file),
-    ]  # fmt: skip
-    if database:
-        args += ["--db", database]
-    ledgerca(*args, home=home)
+
+    def init_args(port: int, database: str | None) -> list[str]:
+        args = [
+            "init", "--name", name, "--dns", "localhost,127.0.0.1",
+            "--address", f"127.0.0.1:{port}",
+            "--password-file", str(password_file),
+            "--provisioner-password-file", str(provisioner_password_file),
+            *extra,
+        ]  # fmt: skip
+        return [*args, "--db", database] if database else args
+
+    if fresh or (database is not None and not database.startswith("postgresql")):
+        ledgerca(*init_args(port, database), home=home)
+    else:
+        pristine.clone(
+            home,
+            kind=json.dumps([name, *extra]),
+            address=f"127.0.0.1:{port}",
+            database=database,
+            init_args=init_args(free_port(), None),
+            env=cli_env(),
+        )
     return CAHome(home, port, password_file, provisioner_password_file, database)
 
 
@@ -153,28 +176,55 @@ def start_ca(
     )  # fmt: skip
     log.close()  # the child holds its own descriptor
     running = RunningCA(ca, process, port, log_file)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+
+    def healthy() -> bool:
         if process.poll() is not None:
             raise RuntimeError(
                 f"ledgerca serve exited with {process.returncode}:\n{running.output()}"
             )
         try:
             with running.client() as client:
-                if client.get("/health").status_code == 200:
-                    return running
+                return client.get("/health").status_code == 200
         except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    running.stop()
-    raise RuntimeError("ledgerca serve did not become healthy within 60 s")
+            return False
+
+    try:
+        wait_until(healthy, 60, f"ledgerca serve answers /health on port {port}")
+    except AssertionError:
+        running.stop()
+        raise
+    return running
+
+
+@contextlib.contextmanager
+def serve_pair(ca: CAHome, *, b_workers: int = 1) -> Iterator[tuple[RunningCA, RunningCA]]:
+    """Two `ledgerca serve` processes on one CA home and database: `a` on the CA's port,
+    `b` (with `b_workers` workers) on another; both stopped afterwards."""
+    a = start_ca(ca)
+    try:
+        b = start_ca(ca, port=free_port(), workers=b_workers)
+    except BaseException:
+        a.stop()
+        raise
+    try:
+        yield a, b
+    finally:
+        a.stop()
+        b.stop()
 
 
 def provisioner_key(ca: CAHome, name: str = "admin") -> tuple[ECKey, str]:
+    """The private key and kid of the CA's provisioner `name` (password PROVISIONER_PASSWORD)."""
     data = ca.provisioner(name)
-    key = decrypt_provisioner_key(data["encrypted_key"], PROVISIONER_PASSWORD, name=name)
+    return _decrypted(data["encrypted_key"], name), str(data["key"]["kid"])
+
+
+@functools.cache
+def _decrypted(encrypted_key: str, name: str) -> ECKey:
+    # 600,000 PBES2 iterations per decryption; copies of a pristine CA share the ciphertext.
+    key = decrypt_provisioner_key(encrypted_key, PROVISIONER_PASSWORD, name=name)
     assert isinstance(key, ECKey)
-    return key, str(data["key"]["kid"])
+    return key
 
 
 def mint_token(
@@ -247,11 +297,17 @@ def database_url(ca: CAHome) -> str:
     return ca.database or f"sqlite:///{ca.home / 'db' / 'ledger.sqlite'}"
 
 
+BACKGROUND_EVENTS = frozenset({"crl.published", "ledger.checkpoint"})
+"""What a serving CA's background jobs append on their own schedule (the first CRL a moment
+after start, say), never a request."""
+
+
 def event_count(ca: CAHome) -> int:
-    """How many events the CA's ledger holds, read directly from its database."""
+    """How many events in the CA's ledger a request could have written (all but
+    BACKGROUND_EVENTS), read directly from its database: a refusal must leave it unchanged."""
     engine = create_engine(database_url(ca))
     try:
-        return EventStore(engine).count()
+        return sum(event.type not in BACKGROUND_EVENTS for event in EventStore(engine).read())
     finally:
         engine.dispose()
 
@@ -272,14 +328,17 @@ def log_records(running: RunningCA) -> list[dict[str, Any]]:
 def request_log(running: RunningCA, request_id: str, timeout: float = 5) -> dict[str, Any]:
     """The access-log record of one request (written just after its response is sent), by
     the CA's request id or by the X-Request-Id the client sent (its `client_request_id`)."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def record() -> dict[str, Any] | None:
         for record in log_records(running):
             if record.get("event") == "request" and request_id in (
                 record.get("request_id"),
                 record.get("client_request_id"),
             ):
                 return record
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no log line for request {request_id}:\n{running.output()}")
-        time.sleep(0.05)
+        return None
+
+    try:
+        return wait_until(record, timeout, f"a log line for request {request_id}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}:\n{running.output()}") from None

@@ -16,17 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-import pytest
-
 from ca.config import load_config
 from ca.home import Home
 from ledger import EventStore, RecordedEvent, create_engine
+from support.binaries import OPENSSL
 
 REPO = Path(__file__).resolve().parents[2]
-OPENSSL = shutil.which("openssl")
-needs_openssl = pytest.mark.skipif(
-    OPENSSL is None, reason="openssl not installed (apt-get install openssl); .ci/run installs it"
-)
 
 NAME = "Test"
 DNS = "ca.example.test,127.0.0.1"
@@ -38,18 +33,27 @@ INIT = ("init", "--name", NAME, "--dns", DNS, "--address", ADDRESS)
 
 
 def cli_env() -> dict[str, str]:
-    """The caller's environment minus anything that could carry a password or a home."""
+    """The caller's environment minus anything that could carry a password or a home; the
+    child's output unbuffered, so that a server's log can be read while it runs."""
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith("LEDGERCA_") and "PASSWORD" not in key.upper()
+        if not key.startswith("LEDGERCA") and "PASSWORD" not in key.upper()
     }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONUNBUFFERED"] = "1"
     return env
 
 
-def run(*args: str | Path, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    """`ledgerca --home HOME ARGS...` in a child process with no terminal on stdin."""
+def run(
+    *args: str | Path,
+    home: Path,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    check: bool = False,
+) -> subprocess.CompletedProcess[str]:
+    """`ledgerca --home HOME ARGS...` in a child process with no terminal on stdin, in `cwd`
+    (default: the home's parent). `check` raises CalledProcessError on a non-zero exit."""
     return subprocess.run(
         [sys.executable, "-m", "ca", "--home", str(home), *map(str, args)],
         stdin=subprocess.DEVNULL,
@@ -57,8 +61,8 @@ def run(*args: str | Path, home: Path, cwd: Path | None = None) -> subprocess.Co
         text=True,
         env=cli_env(),
         cwd=cwd or home.parent,
-        timeout=120,
-        check=False,
+        timeout=timeout,
+        check=check,
     )
 
 

@@ -16,6 +16,7 @@ import httpx
 from cryptography import x509
 
 from support.ca_server import RunningCA, make_csr, mint_token, provisioner_key
+from support.waiting import wait_until
 
 
 @dataclass(frozen=True)
@@ -59,13 +60,12 @@ class Load:
     def wait_for(self, predicate: object, *, count: int, timeout: float = 60) -> None:
         """Block until `count` outcomes satisfy `predicate` (a callable on Outcome)."""
         assert callable(predicate)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def enough() -> bool:
             with self._lock:
-                if sum(1 for o in self.outcomes if predicate(o)) >= count:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"fewer than {count} matching outcomes within {timeout} s")
+                return sum(1 for o in self.outcomes if predicate(o)) >= count
+
+        wait_until(enough, timeout, f"{count} matching outcomes")
 
     def _run(self, number: int) -> None:
         try:

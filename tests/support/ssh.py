@@ -7,7 +7,6 @@ import os
 import shutil
 import socket
 import subprocess
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,16 +18,15 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 
 from ca.ssh.certificates import SSHRequest, build_certificate
+from support.binaries import needs_binary
 from support.ca_server import RunningCA, free_port, mint_token, provisioner_key
+from support.waiting import wait_until
 
 SSHD = "/usr/sbin/sshd"
 SSH = shutil.which("ssh")
 SSH_KEYGEN = shutil.which("ssh-keygen")
 
-needs_ssh_keygen = pytest.mark.skipif(
-    SSH_KEYGEN is None,
-    reason="ssh-keygen not installed (apt-get install openssh-client); .ci/run installs it",
-)
+needs_ssh_keygen = needs_binary("ssh-keygen", "openssh-client")
 needs_sshd = [
     pytest.mark.skipif(
         not (os.path.exists(SSHD) and SSH and SSH_KEYGEN),
@@ -199,17 +197,22 @@ def start_sshd(
     )
     handle.close()
     sshd = Sshd(process, port, log)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"sshd exited with {process.returncode}:\n{sshd.output()}")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return sshd
+                return True
         except OSError:
-            time.sleep(0.05)
-    sshd.stop()
-    raise RuntimeError(f"sshd did not listen within 30 s:\n{sshd.output()}")
+            return False
+
+    try:
+        wait_until(listening, 30, f"sshd listens on port {port}")
+    except AssertionError:
+        sshd.stop()
+        raise RuntimeError(f"sshd did not listen within 30 s:\n{sshd.output()}") from None
+    return sshd
 
 
 def ssh_run(

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from support.binaries import needs_openssl
 from support.cli import (
     INIT,
     clean_error,
@@ -26,7 +27,6 @@ from support.cli import (
     in_parallel,
     ledger_events,
     leftovers,
-    needs_openssl,
     ok,
     openssl,
     openssl_fingerprint,

@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from support.binaries import needs_openssl
 from support.cli import (
     INIT,
     clean_error,
     events_in,
     ledger_events,
     leftovers,
-    needs_openssl,
     ok,
     openssl,
     run,

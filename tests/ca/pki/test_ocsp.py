@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import NameOID
+from support.binaries import OPENSSL, needs_openssl
 
 from ca.keys.files import PrivateKey, generate_private_key
 from ca.pki.ocsp import (
@@ -32,7 +32,6 @@ from ca.pki.profiles import build_intermediate_csr, build_root, sign_intermediat
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 REVOKED_AT = datetime(2026, 3, 1, 11, 30, 15, 123456, tzinfo=UTC)
-OPENSSL = shutil.which("openssl")
 # CertIDs are hashed with SHA-1 by every OCSP client (openssl too); not a signature.
 SHA1 = hashes.SHA1()  # noqa: S303
 
@@ -349,7 +348,7 @@ def test_unsuccessful_responses(status: ocsp.OCSPResponseStatus) -> None:
     assert ocsp.load_der_ocsp_response(unsuccessful(status)).response_status == status
 
 
-@pytest.mark.skipif(OPENSSL is None, reason="openssl not installed; .ci/run installs it")
+@needs_openssl
 def test_openssl_verifies_a_revoked_response(ec_pki: Hierarchy, tmp_path: Path) -> None:
     now = datetime.now(UTC)
     leaf = leaf_under(ec_pki.intermediate, ec_pki.key, serial=99)

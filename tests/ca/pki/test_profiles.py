@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -12,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509.oid import NameOID
+from support.binaries import OPENSSL, needs_openssl
 
 from ca.errors import BadRequest, ConfigError
 from ca.keys.files import PrivateKey, generate_private_key
@@ -121,10 +121,10 @@ def test_signature_hash_is_sha256_except_for_ed25519(pki: Hierarchy) -> None:
         assert isinstance(algorithm, hashes.SHA256)
 
 
+@needs_openssl
 def test_openssl_accepts_the_chain(pki: Hierarchy, tmp_path: Path) -> None:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl binary is not installed")
+    openssl = OPENSSL
+    assert openssl is not None
     (tmp_path / "root.pem").write_text(pem(pki.root))
     (tmp_path / "intermediate.pem").write_text(pem(pki.intermediate))
     # -attime: the certificates are built for a fixed NOW, not for the wall clock.

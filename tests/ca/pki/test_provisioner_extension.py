@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-import shutil
 import subprocess
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from support.binaries import needs_openssl
 
 from ca.pki.provisioner_extension import ProvisionerExtension, decode, encode
 
@@ -25,7 +25,7 @@ def test_a_jwk_provisioner_extension_has_step_cas_exact_bytes() -> None:
     )
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl binary")
+@needs_openssl
 def test_openssl_parses_the_der_as_the_documented_structure(tmp_path: object) -> None:
     der = encode(ProvisionerExtension(1, "admin", "x" * 200, ("a=b",)))
     out = subprocess.run(
