@@ -26,7 +26,7 @@ from ca.runtime import open_runtime
 from ca.server.certificate import ServerCertificate
 from ca.server.tls import server_context
 from ca.server.wiring import ServerCertificateRenewal
-from ledger import catalogue as ev
+from projections import events as ev
 
 DNS = ("localhost", "127.0.0.1")
 BACKDATE = timedelta(minutes=1)
@@ -92,7 +92,7 @@ def served_serial(context: ssl.SSLContext) -> int:
 def recorded_server_certificates(authority: Authority) -> list[int]:
     return [
         int(event.data["serial"])
-        for event in authority.store.read(types=[ev.X509_ISSUED])
+        for event in authority.store.read(types=[ev.X509Issued.TYPE])
         if event.data["provisioner"] is None
     ]
 
