@@ -24,14 +24,13 @@ from ca.ssh.certificates import (
     DEFAULT_USER_EXTENSIONS,
     CertType,
     SSHRequest,
-    build_certificate,
     cert_type_of,
     certificate_line,
-    new_ssh_serial,
     parse_public_key,
     texts,
     times_of,
 )
+from ca.ssh.issuer import issue, prepare
 from ca.ssh.keys import fingerprint
 from ca.ssh.options import SSHOptions, check_principals
 from ca.ssh.validity import ssh_validity
@@ -116,19 +115,15 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         provisioner_name=provisioner.name,
     )
     issuer = ca_key_for(snapshot, cert_type)
-    certificate = build_certificate(
-        SSHRequest(
-            cert_type=cert_type,
-            key_id=options.key_id,
-            principals=options.principals,
-            valid_after=valid_after,
-            valid_before=valid_before,
-            extensions=DEFAULT_USER_EXTENSIONS if cert_type == "user" else (),
-        ),
-        public_key=public_key,
-        ca_key=ca_signer(authority, issuer),
-        serial=new_ssh_serial(),
+    wanted = SSHRequest(
+        cert_type=cert_type,
+        key_id=options.key_id,
+        principals=options.principals,
+        valid_after=valid_after,
+        valid_before=valid_before,
+        extensions=DEFAULT_USER_EXTENSIONS if cert_type == "user" else (),
     )
+    certificate = issue(prepare(wanted, public_key, ca_signer(authority, issuer)))
     position = record_issued(
         authority,
         certificate,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import timedelta
 
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 from sqlalchemy import select
@@ -28,16 +27,11 @@ from ca.pki.serials import parse_ssh_serial
 from ca.provisioners.base import Context, SSHCertificateGrant
 from ca.ssh.certificates import (
     SSHPublicKey,
-    SSHRequest,
-    build_certificate,
-    cert_type_of,
-    new_ssh_serial,
     parse_certificate,
     parse_public_key,
-    texts,
-    times_of,
 )
 from ca.ssh.inventory import ca_keys
+from ca.ssh.issuer import issue, prepare, renewal_of
 from ledger import format_time
 from projections import events
 from projections.ssh_certificates import (
@@ -95,27 +89,10 @@ def _reissue(
 ) -> SSHIssued:
     """The old certificate's type, key id, principals, extensions and lifetime, from now."""
     old = grant.certificate
-    cert_type = cert_type_of(old)
-    old_after, old_before = times_of(old)
     now = authority.clock().replace(microsecond=0)
-    valid_after = now - BACKDATE
-    issuer = ca_key_for(authority.snapshot(), cert_type)
-    certificate = build_certificate(
-        SSHRequest(
-            cert_type=cert_type,
-            key_id=old.key_id.decode("utf-8", "replace"),
-            principals=texts(old.valid_principals),
-            valid_after=valid_after,
-            valid_before=valid_after + max(old_before - old_after, timedelta(minutes=5)),
-            extensions=texts(old.extensions),
-            critical_options=tuple(
-                (k.decode(), v.decode()) for k, v in old.critical_options.items()
-            ),
-        ),
-        public_key=public_key,
-        ca_key=ca_signer(authority, issuer),
-        serial=new_ssh_serial(),
-    )
+    request = renewal_of(old, valid_after=now - BACKDATE)
+    issuer = ca_key_for(authority.snapshot(), request.cert_type)
+    certificate = issue(prepare(request, public_key, ca_signer(authority, issuer)))
     ref = grant.provisioner
     position = record_issued(
         authority,
