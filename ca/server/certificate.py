@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -21,16 +21,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from ca.authority.authority import utcnow
 from ca.home import Home
 from ca.keys.files import encrypt_private_key, write_private_file, write_public_file
 
 DEFAULT_LIFETIME = timedelta(hours=24)
 _SHA256 = hashes.SHA256()
 _PEM = serialization.Encoding.PEM
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Issuer(Protocol):
