@@ -23,7 +23,10 @@ async def health(request: Request) -> Response:
 
 @endpoint
 async def version(request: Request) -> Response:
-    return json_response({"version": __version__})
+    # step-ca's VersionResponse. The TLS layer asks for client certificates but never
+    # requires one (routes that need one check it themselves), so clients bootstrapping
+    # from this answer must not present a certificate on every connection.
+    return json_response({"version": __version__, "requireClientAuthentication": False})
 
 
 @endpoint
