@@ -107,16 +107,23 @@ class Claims:
 
 
 def validity(
-    claims: Claims, *, now: datetime, not_before: str = "", not_after: str = ""
+    claims: Claims,
+    *,
+    now: datetime,
+    not_before: str = "",
+    not_after: str = "",
+    end_from_now: bool = False,
 ) -> tuple[datetime, datetime]:
     """The (notBefore, notAfter) of a leaf, from the request's TimeDurations.
 
     step-ca's rules (`profileDefaultDuration`, `validityValidator`): an unset notBefore
     is now - backdate; a relative notAfter counts from the requested notBefore when there
-    is one, else from now (not from the backdated start); an unset notAfter is
-    start + default. A zero duration counts as unset, as in step-ca. The checks run on
-    the certificate's real span, backdate included, with the maximum stretched by the
-    backdate, so "--not-after 4m" passes a 5m minimum exactly as it does with step-ca.
+    is one, else from now (not from the backdated start) — or always from now with
+    `end_from_now`, as step-ca reads SSH's validBefore (`SignSSHOptions.ModifyValidity`);
+    an unset notAfter is start + default. A zero duration counts as unset, as in step-ca.
+    The checks run on the certificate's real span, backdate included, with the maximum
+    stretched by the backdate, so "--not-after 4m" passes a 5m minimum exactly as it does
+    with step-ca.
     The messages report the duration the client asked for, without the backdate.
     """
     if now.tzinfo is None:
@@ -134,7 +141,7 @@ def validity(
     if end_value is None:
         cert_not_after = start + claims.default_tls_duration
     else:
-        cert_not_after = _whole_seconds(_resolve(end_value, start))
+        cert_not_after = _whole_seconds(_resolve(end_value, now if end_from_now else start))
 
     if cert_not_after < now:
         raise PolicyError(

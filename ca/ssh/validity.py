@@ -4,7 +4,8 @@ The claims are step-ca's (`minUserSSHCertDuration` ... `maxHostSSHCertDuration`,
 5m/16h/24h for users and 5m/30d/30d for hosts), overridable per provisioner. The rules are
 the X.509 ones (`ca.pki.claims.validity`): an unset start is now minus the backdate, an unset
 end is start plus the default, relative times are Go durations, and the span must lie
-within [min, max + backdate].
+within [min, max + backdate]. One difference, step-ca's: a relative validBefore counts from
+now, not from validAfter, so `--not-before 10m --not-after 2h` ends two hours from now.
 """
 
 from __future__ import annotations
@@ -46,4 +47,6 @@ def ssh_validity(
         default_tls_duration=bounds[1],
         max_tls_duration=bounds[2],
     )
-    return validity(as_tls, now=now, not_before=valid_after, not_after=valid_before)
+    return validity(
+        as_tls, now=now, not_before=valid_after, not_after=valid_before, end_from_now=True
+    )

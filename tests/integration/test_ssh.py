@@ -119,6 +119,23 @@ def test_a_user_certificate_says_what_was_requested_as_ssh_keygen_reads_it(
     assert signer in roots["userKey"] and signer not in roots["hostKey"]
 
 
+def test_relative_times_count_from_now_as_step_ssh_certificate_sends_them(
+    pair: tuple[CAHome, RunningCA, RunningCA], tmp_path: Path
+) -> None:
+    # `step ssh certificate --not-before 10m --not-after 2h` puts both durations in the
+    # token and the body; step-ca ends the certificate two hours from now.
+    _, first, _ = pair
+    key = keygen(tmp_path, "id_ed25519")
+    before = int(time.time())
+    response = sign_ssh(
+        first, key, key_id="alice", principals=["alice"], validAfter="10m", validBefore="2h"
+    )
+    after = int(time.time()) + 1
+    parsed = parse_certificate(certificate_line(response))
+    assert before + 600 <= parsed.valid_after <= after + 600
+    assert before + 7200 <= parsed.valid_before <= after + 7200
+
+
 def test_a_host_certificate_gets_the_host_defaults_and_no_extensions(
     pair: tuple[CAHome, RunningCA, RunningCA], tmp_path: Path
 ) -> None:

@@ -9,7 +9,7 @@ import pytest
 from support.ssh import NOW
 
 from ca.errors import BadRequest, PolicyError
-from ca.pki.claims import Claims
+from ca.pki.claims import Claims, validity
 from ca.policy import NamePolicy
 from ca.ssh.options import SSHOptions, check_principals, merge_options
 from ca.ssh.validity import ssh_validity
@@ -117,3 +117,15 @@ def test_ssh_validity_uses_the_claims_of_the_certificate_type(
     )
     if cert_type == "user":
         assert ssh_validity(custom, "user", now=NOW)[1] == NOW + timedelta(minutes=30)
+
+
+def test_a_relative_valid_before_counts_from_now_as_in_step_ca() -> None:
+    # `step ssh certificate --not-before 10m --not-after 2h`: the certificate starts in ten
+    # minutes and ends two hours from now, not two hours after it starts.
+    after, before = ssh_validity(Claims(), "user", now=NOW, valid_after="10m", valid_before="2h")
+    assert (after, before) == (NOW + timedelta(minutes=10), NOW + timedelta(hours=2))
+    # X.509 keeps step-ca's other rule: a relative notAfter counts from the notBefore.
+    start, end = validity(Claims(), now=NOW, not_before="10m", not_after="2h")
+    assert (start, end) == (NOW + timedelta(minutes=10), NOW + timedelta(hours=2, minutes=10))
+    with pytest.raises(PolicyError, match="after"):
+        ssh_validity(Claims(), "user", now=NOW, valid_after="3h", valid_before="2h")
