@@ -110,7 +110,7 @@ class CRLPublisher(Generic[K]):
         active_issuer: Callable[[], K],
         signing_key: Callable[[K], PrivateKey],
         settings: CRLSettings,
-        idp_url: str,
+        idp_url: str | None,
         actor: Mapping[str, Any],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
