@@ -51,7 +51,9 @@ class CRLSettings:
     renew_period: str = ""
     """How long after thisUpdate a fresh CRL is published; "" means 2/3 of cache_duration."""
     idp_url: str = ""
-    """The Issuing Distribution Point URI; "" means crl_url, else https://DNS[:PORT]/1.0/crl."""
+    """A scoped CRL: its critical Issuing Distribution Point names this URI, and new leaves
+    carry it as their CRL Distribution Point. "" (the default): no IDP, a complete CRL
+    covering every certificate of the issuer (see `ca.crl.urls`)."""
     insecure_address: str = ""
     """HOST:PORT of a plain-HTTP listener serving only /crl and /1.0/crl ("" = none)."""
     poll_interval: str = "1s"
@@ -137,7 +139,8 @@ class CAConfig:
     tls_cert_lifetime: str = "24h"
     """Lifetime of the CA's own TLS certificate (renewed when a third of it is left)."""
     crl_url: str | None = None
-    """A CRL Distribution Point for the leaves this CA issues (see `ca.crl.urls`)."""
+    """The CRL Distribution Point new leaves carry: where relying parties fetch the CRL
+    (see `ca.crl.urls`). None: leaves carry none, which the complete CRL still covers."""
     ocsp_url: str | None = None
     """An OCSP responder URL for the leaves' Authority Information Access."""
     log_level: str = "info"
@@ -299,7 +302,9 @@ def _semantic_problems(config: CAConfig) -> list[str]:
         lambda: _check_tls_version(config.tls.max_version, "tls.max_version"),
         config.crl.check,
         config.checkpoint.check,
-        lambda: _check_url(config.crl_url, "crl_url", ("http", "https", "ldap")),
+        lambda: _check_url(config.crl_url, "crl_url", CRL_URL_SCHEMES),
+        lambda: _check_url(config.crl.idp_url or None, "crl.idp_url", CRL_URL_SCHEMES),
+        lambda: _check_crl_scope(config),
         lambda: _check_url(config.ocsp_url, "ocsp_url", ("http", "https")),
     ]
     problems = []
@@ -341,6 +346,21 @@ def log_level(text: str) -> int:
         return LOG_LEVELS[text.lower()]
     except KeyError:
         raise ConfigError(f"log_level {text!r} is not one of {', '.join(LOG_LEVELS)}") from None
+
+
+CRL_URL_SCHEMES = ("http", "https", "ldap")
+
+
+def _check_crl_scope(config: CAConfig) -> None:
+    """The scope a CRL claims must hold the leaves: `crl.idp_url` and `crl_url` agree."""
+    idp = config.crl.idp_url
+    if idp and config.crl_url and idp != config.crl_url:
+        raise ConfigError(
+            f"crl.idp_url {idp!r} differs from crl_url {config.crl_url!r}: leaves carrying"
+            " crl_url would be outside the CRL's scope, and OpenSSL would refuse to check them"
+            " (error 44). Set both to the URL the CRL is served at, or leave crl.idp_url empty"
+            " for a CRL that covers every certificate"
+        )
 
 
 def _check_url(url: str | None, key: str, schemes: tuple[str, ...]) -> None:

@@ -76,6 +76,8 @@ class InitOptions:
     root_cert: Path | None = None
     intermediate_cert: Path | None = None
     intermediate_key: Path | None = None
+    crl_url: str | None = None
+    """The CRL Distribution Point the CA's leaves carry (`crl_url` in the config)."""
     intermediate_crl_url: str | None = None
     """A CRL Distribution Point for the intermediate: where the root's CRL is published."""
     kms: str | None = None
@@ -121,6 +123,8 @@ def validate(options: InitOptions) -> None:
             "importing an intermediate needs --root-cert, --intermediate-cert and"
             " --intermediate-key together"
         )
+    if options.crl_url is not None:
+        check_crl_url(options.crl_url, "--crl-url")
     if options.intermediate_crl_url is not None:
         if options.root_cert is not None:
             raise ConfigError(
@@ -299,6 +303,7 @@ def _build(
         address=options.address,
         database=database,
         password_file="secrets/ca_password" if ca_password_generated else None,
+        crl_url=options.crl_url,
         pkcs11=options.pkcs11_settings(),
     )
     save_config(staging.config_file, config)

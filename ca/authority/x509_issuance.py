@@ -228,7 +228,8 @@ def prepare_sign(
 def with_revocation_urls(
     authority: Authority, template: CertificateTemplate
 ) -> CertificateTemplate:
-    """The configured CRL and OCSP URLs, unless the template chose its own."""
+    """The configured CRL and OCSP URLs (`ca.crl.urls.leaf_urls`), unless the template chose
+    its own. None by default: the CA's complete CRL covers leaves without a CDP."""
     crl_urls, ocsp_urls = leaf_urls(authority.runtime.config)
     return dataclasses.replace(
         template,

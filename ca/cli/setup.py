@@ -70,6 +70,12 @@ def _redacted(url: str) -> str:
     help="Import: the intermediate's encrypted key (its password via --password-file).",
 )
 @click.option(
+    "--crl-url",
+    metavar="URL",
+    help="The CRL Distribution Point new leaves carry (crl_url in ca.toml): where relying"
+    " parties fetch this CA's CRL, e.g. https://DNS:PORT/1.0/crl. Default: none.",
+)
+@click.option(
     "--intermediate-crl-url",
     help="Give the intermediate a CRL Distribution Point: where `ledgerca crl root` output"
     " will be published.",
@@ -108,6 +114,7 @@ def init(
     root_cert: Path | None,
     intermediate_cert: Path | None,
     intermediate_key: Path | None,
+    crl_url: str | None,
     intermediate_crl_url: str | None,
     kms: str | None,
     pkcs11_module: str | None,
@@ -160,6 +167,7 @@ def init(
             root_cert=root_cert,
             intermediate_cert=intermediate_cert,
             intermediate_key=intermediate_key,
+            crl_url=crl_url,
             intermediate_crl_url=intermediate_crl_url,
             kms=kms,
             pkcs11_module=pkcs11_module,

@@ -1,9 +1,12 @@
 """Assembling and signing a CRL: a pure function of the issuer, its revocations and `now`.
 
 What goes in follows step-ca (wire reference §7) and RFC 5280: every certificate the issuer
-revoked except those that expired more than an hour ago; a critical Issuing Distribution
-Point naming where the CRL is published; the CRL number; the issuer's key identifier;
-thisUpdate = now (whole seconds) and nextUpdate = thisUpdate + the cache duration.
+revoked except those that expired more than an hour ago; the CRL number; the issuer's key
+identifier; thisUpdate = now (whole seconds) and nextUpdate = thisUpdate + the cache
+duration. Unlike step-ca, the Issuing Distribution Point is there only when asked for: a CRL
+without one is complete, covering every certificate the issuer signed, while one naming a
+URI covers only certificates whose CRL Distribution Point names it (`ca.crl.urls` says
+which the CA publishes, and why).
 """
 
 from __future__ import annotations
@@ -103,8 +106,9 @@ def build_crl(
 ) -> x509.CertificateRevocationList:
     """Sign a CRL v2 for `issuer` listing `entries` (those expired > 1 h ago dropped).
 
-    `idp_url` None leaves out the Issuing Distribution Point (the root CRL does: it covers
-    every certificate the root issued, whatever their distribution points say).
+    `idp_url` None leaves out the Issuing Distribution Point: the CRL covers every
+    certificate the issuer signed, whatever their distribution points say. A URI makes it a
+    CRL for the certificates whose CRL Distribution Point names that URI, and no others.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")

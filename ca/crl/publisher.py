@@ -100,7 +100,11 @@ K = TypeVar("K", bound=IssuerKey)
 
 
 class CRLPublisher(Generic[K]):
-    """Publishes the active intermediate's CRL into the ledger when one is due."""
+    """Publishes the active intermediate's CRL into the ledger when one is due.
+
+    `idp_url` is `ca.crl.urls.idp_url`: None (the default) for a complete CRL without an
+    Issuing Distribution Point, a URI only for the scoped CRL `[crl] idp_url` asks for.
+    """
 
     def __init__(
         self,
@@ -110,7 +114,7 @@ class CRLPublisher(Generic[K]):
         active_issuer: Callable[[], K],
         signing_key: Callable[[K], PrivateKey],
         settings: CRLSettings,
-        idp_url: str,
+        idp_url: str | None,
         actor: Mapping[str, Any],
         clock: Callable[[], datetime] = utcnow,
     ) -> None:

@@ -7,7 +7,8 @@ is incremented) and the clock.
 
 The root CRL has no Issuing Distribution Point: it is a complete CRL for everything the
 root signed, so relying parties take it as in scope whatever the intermediate's CRL
-Distribution Point says.
+Distribution Point says — the URL `init --intermediate-crl-url` gave it, or none at all
+(`openssl verify -crl_check_all` then needs the root CRL handed to it with `-CRLfile`).
 """
 
 from __future__ import annotations

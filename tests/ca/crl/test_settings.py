@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from ca.authority.initialize import InitOptions, validate
 from ca.config import CAConfig, CRLSettings, load_config, save_config
-from ca.crl.urls import default_crl_url, idp_url, leaf_urls
+from ca.crl.urls import idp_url, leaf_urls
 from ca.errors import ConfigError
 from ca.home import Home
 
@@ -36,8 +38,8 @@ def test_every_key_can_be_set(tmp_path: Path) -> None:
         tmp_path,
         'crl_url = "http://crl.example.test/ca.crl"\nocsp_url = "http://ocsp.example.test"\n'
         '[crl]\nenabled = false\ngenerate_on_revoke = false\ncache_duration = "1h"\n'
-        'renew_period = "10m"\nidp_url = "http://x/crl"\ninsecure_address = ":8080"\n'
-        'poll_interval = "250ms"\n',
+        'renew_period = "10m"\nidp_url = "http://crl.example.test/ca.crl"\n'
+        'insecure_address = ":8080"\npoll_interval = "250ms"\n',
     )
     crl = config.crl
     assert not crl.enabled and not crl.generate_on_revoke
@@ -46,7 +48,7 @@ def test_every_key_can_be_set(tmp_path: Path) -> None:
         timedelta(minutes=10),
         0.25,
     )
-    assert (crl.idp_url, crl.insecure_address) == ("http://x/crl", ":8080")
+    assert (crl.idp_url, crl.insecure_address) == ("http://crl.example.test/ca.crl", ":8080")
     assert config.crl_url == "http://crl.example.test/ca.crl"
     assert config.ocsp_url == "http://ocsp.example.test"
 
@@ -104,20 +106,37 @@ def config(**kwargs: object) -> CAConfig:
     return CAConfig(**fields)  # type: ignore[arg-type]
 
 
-def test_the_default_crl_url_is_the_first_dns_name_with_the_listen_port() -> None:
-    assert default_crl_url(config()) == "https://ca.example.test:9443/1.0/crl"
-    assert default_crl_url(config(address="0.0.0.0:443")) == "https://ca.example.test/1.0/crl"
-    assert default_crl_url(config(dns_names=("::1",))) == "https://[::1]:9443/1.0/crl"
+def test_by_default_the_crl_is_complete_and_leaves_carry_no_distribution_point() -> None:
+    # No IDP: the CRL covers every certificate of the issuer, with a CDP or without one.
+    assert idp_url(config()) is None
+    assert leaf_urls(config()) == ((), ())
 
 
-def test_the_idp_is_idp_url_else_the_leaves_crl_url_else_the_default() -> None:
-    # OpenSSL refuses a CRL whose IDP differs from the leaf's CDP: by default they match.
-    assert idp_url(config()) == "https://ca.example.test:9443/1.0/crl"
-    assert idp_url(config(crl_url="http://crl.example.test/a.crl")) == (
-        "http://crl.example.test/a.crl"
-    )
-    both = config(crl_url="http://crl/a.crl", crl=CRLSettings(idp_url="http://idp/b.crl"))
-    assert idp_url(both) == "http://idp/b.crl"
+def test_a_crl_url_goes_into_the_leaves_and_leaves_the_crl_complete() -> None:
+    # The leaves issued before crl_url was set, and the CA's TLS certificate, stay covered.
+    with_url = config(crl_url="http://crl.example.test/a.crl")
+    assert leaf_urls(with_url)[0] == ("http://crl.example.test/a.crl",)
+    assert idp_url(with_url) is None
+
+
+def test_a_scoped_crl_puts_its_idp_url_into_the_leaves_as_well() -> None:
+    scoped = config(crl=CRLSettings(idp_url="http://crl.example.test/a.crl"))
+    assert idp_url(scoped) == "http://crl.example.test/a.crl"
+    assert leaf_urls(scoped)[0] == ("http://crl.example.test/a.crl",)
+    both = config(crl_url="http://crl/a.crl", crl=CRLSettings(idp_url="http://crl/a.crl"))
+    assert (idp_url(both), leaf_urls(both)[0]) == ("http://crl/a.crl", ("http://crl/a.crl",))
+
+
+def test_an_idp_url_other_than_the_leaves_crl_url_is_refused_at_load(tmp_path: Path) -> None:
+    text = 'crl_url = "http://crl/a.crl"\n[crl]\nidp_url = "http://crl/b.crl"\n'
+    with pytest.raises(ConfigError, match=r"crl.idp_url .* differs from crl_url .*\(error 44\)"):
+        load(tmp_path, text)
+
+
+def test_an_idp_url_must_be_an_absolute_url(tmp_path: Path) -> None:
+    complaint = re.escape("crl.idp_url 'crl/b.crl' is not an absolute URL")
+    with pytest.raises(ConfigError, match=complaint):
+        load(tmp_path, '[crl]\nidp_url = "crl/b.crl"\n')
 
 
 def test_leaves_carry_only_the_urls_the_operator_configured() -> None:
@@ -126,3 +145,13 @@ def test_leaves_carry_only_the_urls_the_operator_configured() -> None:
         ("http://c/crl",),
         ("http://o",),
     )
+
+
+def test_init_refuses_a_crl_url_that_is_not_an_http_or_ldap_url() -> None:
+    options = InitOptions(
+        name="Acme", dns_names=("ca.example.test",), address=":9443", crl_url="ca.example.test/crl"
+    )
+    with pytest.raises(
+        ConfigError, match=re.escape("--crl-url 'ca.example.test/crl' is not an http://")
+    ):
+        validate(options)
