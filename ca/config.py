@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
@@ -118,6 +119,57 @@ class CheckpointSettings:
             raise ConfigError("checkpoint.interval and checkpoint.poll_interval must be positive")
 
 
+_BASTION_HOST = re.compile(r"[A-Za-z0-9_.:][A-Za-z0-9_.:-]*")
+_BASTION_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.@-]*")
+_HOST_PATTERN = re.compile(r"[A-Za-z0-9_.:*?-]+")
+
+
+@dataclass(frozen=True)
+class SSHBastion:
+    """One `[[ssh_bastions]]` table: the jump host that step's `ssh proxycommand` goes
+    through to reach the hosts matching `hosts` (step-ca's `ssh.bastion`, per pattern).
+
+    `POST /ssh/bastion` answers the first table whose patterns match, and never a bastion
+    for the bastion itself. step runs `ssh [-l user] [-p port] [flags] hostname cmd`."""
+
+    hosts: tuple[str, ...]
+    """Host patterns as ssh_config writes them (`*` and `?`), matched without case."""
+    hostname: str
+    """The bastion's DNS name or IP address."""
+    user: str = ""
+    """The login on the bastion ("" = the user's own ssh settings)."""
+    port: int = 0
+    """Its SSH port (0 = the user's own ssh settings, usually 22)."""
+    cmd: str = ""
+    """The command run on the bastion, with %h %p %r for host, port and user;
+    "" = `nc %h %p`."""
+    flags: str = ""
+    """Extra ssh options, split at whitespace (e.g. "-A -o ServerAliveInterval=30")."""
+
+    def check(self, key: str) -> None:
+        if not self.hosts or not all(_HOST_PATTERN.fullmatch(p) for p in self.hosts):
+            raise ConfigError(
+                f"{key}.hosts must be a non-empty array of host patterns"
+                f" (letters, digits, . - _ : * ?), not {list(self.hosts)!r}"
+            )
+        if not _BASTION_HOST.fullmatch(self.hostname):
+            raise ConfigError(
+                f"{key}.hostname must be a DNS name or IP address, not {self.hostname!r}"
+            )
+        if self.user and not _BASTION_USER.fullmatch(self.user):
+            raise ConfigError(f"{key}.user {self.user!r} is not a login name")
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"{key}.port must be between 1 and 65535, not {self.port}")
+        for name in ("cmd", "flags"):
+            value = getattr(self, name)
+            if not value.isprintable() or len(value) > 1024:
+                raise ConfigError(f"{key}.{name} must be one line of printable text")
+        words = self.flags.split()
+        if words and not words[0].startswith("-"):
+            # ssh would read it as the host name and the real host as a command.
+            raise ConfigError(f"{key}.flags must be ssh options, starting with '-'")
+
+
 def _duration(text: str, key: str) -> timedelta:
     try:
         return parse_go_duration(text)
@@ -147,6 +199,8 @@ class CAConfig:
     """debug, info, warning or error; reloaded on SIGHUP."""
     ssh_hosts_require_auth: bool = False
     """Answer `/ssh/hosts` only to callers with an unrevoked client certificate of this CA."""
+    ssh_bastions: tuple[SSHBastion, ...] = ()
+    """`[[ssh_bastions]]`: which jump host `/ssh/bastion` names for which hosts."""
     tls: TLSSettings = field(default_factory=TLSSettings)
     crl: CRLSettings = field(default_factory=CRLSettings)
     checkpoint: CheckpointSettings = field(default_factory=CheckpointSettings)
@@ -167,6 +221,9 @@ class CAConfig:
         data: dict[str, Any] = {k: v for k, v in asdict(self).items() if v is not None}
         data["dns_names"] = list(self.dns_names)
         data["tls"] = {**asdict(self.tls), "cipher_suites": list(self.tls.cipher_suites)}
+        data["ssh_bastions"] = [{**asdict(b), "hosts": list(b.hosts)} for b in self.ssh_bastions]
+        if not self.ssh_bastions:
+            del data["ssh_bastions"]
         if self.pkcs11 is not None:
             data["pkcs11"] = {k: v for k, v in asdict(self.pkcs11).items() if v is not None}
         return tomli_w.dumps(data)
@@ -218,6 +275,14 @@ def _read(cls: type[T], table: Mapping[str, Any], prefix: str, problems: list[st
             continue
         value = table[name]
         expected = hints[name]
+        listed = _dataclasses_in(expected)
+        if listed is not None:
+            if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+                problems.append(f"{key} must be an array of tables ([[{key}]])")
+                continue
+            read = [_read(listed, v, f"{key}[{i}].", problems) for i, v in enumerate(value)]
+            values[name] = tuple(read)
+            continue
         nested = _dataclass_in(expected)
         if nested is not None:
             if not isinstance(value, dict):
@@ -243,6 +308,15 @@ def _dataclass_in(expected: Any) -> type | None:
     for option in options:
         if isinstance(option, type) and is_dataclass(option):
             return option
+    return None
+
+
+def _dataclasses_in(expected: Any) -> type | None:
+    """The dataclass of a `tuple[SomeDataclass, ...]` field (a TOML array of tables)."""
+    if get_origin(expected) is tuple:
+        item = get_args(expected)[0]
+        if isinstance(item, type) and is_dataclass(item):
+            return item
     return None
 
 
@@ -306,6 +380,10 @@ def _semantic_problems(config: CAConfig) -> list[str]:
         lambda: _check_url(config.crl.idp_url or None, "crl.idp_url", CRL_URL_SCHEMES),
         lambda: _check_crl_scope(config),
         lambda: _check_url(config.ocsp_url, "ocsp_url", ("http", "https")),
+        *(
+            functools.partial(bastion.check, f"ssh_bastions[{i}]")
+            for i, bastion in enumerate(config.ssh_bastions)
+        ),
     ]
     problems = []
     for check in checks:

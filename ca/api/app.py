@@ -12,7 +12,18 @@ from starlette.responses import Response
 from starlette.routing import Mount
 from starlette.types import ASGIApp
 
-from ca.api import admin, crl, ledger, lifecycle, ocsp, provisioners, roots, sign, ssh
+from ca.api import (
+    admin,
+    crl,
+    ledger,
+    lifecycle,
+    ocsp,
+    provisioners,
+    roots,
+    sign,
+    ssh,
+    ssh_bastion,
+)
 from ca.api.errors import error_response
 from ca.api.middleware import BodyLimitMiddleware, RequestIdMiddleware
 from ca.api.peer import PeerCertificateMiddleware
@@ -41,6 +52,7 @@ def create_app(
         *ledger.routes,
         *admin.routes,
         *ssh.routes,
+        *ssh_bastion.routes,
     ]
 
     @asynccontextmanager

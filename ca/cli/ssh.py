@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
-import base64
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -354,19 +354,81 @@ def hosts(home: Home, as_json: bool, ca_url: str | None, root: Path | None) -> N
         say(entry.get("hostname", ""))
 
 
-@ssh.command()
-@click.option("--host", is_flag=True, help="Host side: sshd snippet and user CA keys.")
-@click.option("--pattern", default="*", show_default=True, help="Host pattern (user side).")
+@ssh.command("check-host")
+@click.argument("hostname")
+@click.option("--verbose", is_flag=True, help="Print true or false.")
 @_ca_options
 @click.pass_obj
-def config(home: Home, host: bool, pattern: str, ca_url: str | None, root: Path | None) -> None:
-    """Print the known_hosts / ssh_config (or sshd_config) lines that trust this SSH CA."""
+def check_host(
+    home: Home, hostname: str, verbose: bool, ca_url: str | None, root: Path | None
+) -> None:
+    """Exit 0 if HOSTNAME holds a valid host certificate of this CA, else 1.
+
+    What the `Match exec` line of `ssh config` runs, as step's `ssh check-host`: only the
+    hosts it accepts get the CA's known_hosts; every other host keeps your own settings.
+    """
     session = load_session(home, ca_url=ca_url, root=root)
+    with reaching(session.ca_url), session.http() as http:
+        answer = post_ssh(http, "/1.0/ssh/check-host", {"type": "host", "principal": hostname})
+    exists = answer.get("exists") is True
+    if verbose:
+        click.echo("true" if exists else "false")
+    if not exists:
+        sys.exit(1)
+
+
+@ssh.command()
+@click.option("--host", is_flag=True, help="Host side: sshd snippet and user CA keys.")
+@click.option(
+    "--set",
+    "sets",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Template data, as step's --set: Certificate= and Key= (host side), User=.",
+)
+@click.option("--pattern", default="*", show_default=True, help="Hosts the host CA may vouch for.")
+@click.option("--write", is_flag=True, help="Write the files instead of printing them.")
+@_ca_options
+@click.pass_obj
+def config(
+    home: Home,
+    host: bool,
+    sets: tuple[str, ...],
+    pattern: str,
+    write: bool,
+    ca_url: str | None,
+    root: Path | None,
+) -> None:
+    """Print (or --write) the ssh_config / known_hosts (or sshd_config) files that trust
+    this SSH CA.
+
+    User side: a `Host *` snippet for ~/.ssh/config that includes HOME/ssh/config, whose
+    `Match exec "ledgerca --home HOME ssh check-host %h"` block gives only the CA's hosts
+    its known_hosts (HOME/ssh/known_hosts). Host side: `--set Certificate=NAME --set
+    Key=NAME` (in /etc/ssh, or absolute paths) for the sshd_config snippet and the user
+    CA keys.
+    """
+    from ca.client.ssh_templates import read_templates, write_template
+
+    data: dict[str, str] = {}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{item!r} is not KEY=VALUE", param_hint="--set")
+        data[key] = value
     kind = "host" if host else "user"
-    data = {} if host else {"hostPattern": pattern}
+    if not host:
+        # The Match exec line asks this home's CA, with no options: it must know one.
+        load_session(home)
+        data = {"Client": "ledgerca", "LedgercaHome": str(home.path), "hostPattern": pattern,
+                **data}  # fmt: skip
+    session = load_session(home, ca_url=ca_url, root=root)
     with reaching(session.ca_url), session.http() as http:
         answer = post_ssh(http, "/1.0/ssh/config", {"type": kind, "data": data})
-    for template in answer.get(f"{kind}Templates", []):
-        content = base64.b64decode(template.get("content", "")).decode()
-        click.echo(f"# {template.get('name')} -> {template.get('path')}")
-        click.echo(content, nl=False)
+    for template in read_templates(answer, kind):
+        if write:
+            write_template(template)
+            click.echo(f"{template.type} {template.path}")
+            continue
+        click.echo(f"# {template.name} ({template.type}) -> {template.path}")
+        click.echo(template.content, nl=template.content[-1:] != "\n")

@@ -11,5 +11,6 @@
 * `lifecycle`: renew and rekey (SSHPOP), revoke.
 * `inventory`: what the projections say (hosts, status, revoked serials per CA key).
 * `krl`: OpenSSH key revocation lists (PROTOCOL.krl).
-* `config`: `known_hosts` / ssh / sshd snippets for `/ssh/config`.
+* `config`: step-ca's ssh_config / known_hosts / sshd_config templates for `/ssh/config`.
+* `bastion`: which jump host `/ssh/bastion` names for a host (`[[ssh_bastions]]`).
 """

@@ -51,6 +51,20 @@ def test_a_valid_config_loads_with_its_types(tmp_path: Path) -> None:
     assert config.crl.poll_seconds == 2.0
 
 
+def test_ssh_bastions_load_in_order_and_survive_a_round_trip(tmp_path: Path) -> None:
+    tables = (
+        "[[ssh_bastions]]\nhosts = ['*.internal']\nhostname = 'jump.internal'\nport = 2222\n"
+        "[[ssh_bastions]]\nhosts = ['10.1.*', 'lab?']\nhostname = '10.1.0.1'\nuser = 'gw'\n"
+    )
+    config = load_config(_write(tmp_path, tables=tables))
+    assert [(b.hosts, b.hostname, b.port, b.user) for b in config.ssh_bastions] == [
+        (("*.internal",), "jump.internal", 2222, ""),
+        (("10.1.*", "lab?"), "10.1.0.1", 0, "gw"),
+    ]
+    Home(tmp_path).config_file.write_text(config.to_toml())
+    assert load_config(Home(tmp_path)) == config
+
+
 @pytest.mark.parametrize(
     ("top", "tables", "problem"),
     [
@@ -72,6 +86,27 @@ def test_a_valid_config_loads_with_its_types(tmp_path: Path) -> None:
         ({"ssh_hosts_require_auth": '"yes"'}, "", "ssh_hosts_require_auth must be true or false"),
         ({"tls": "1"}, "", "tls must be a table ([tls])"),
         ({}, "[pkcs11]\nmodule = 5\n", "pkcs11.module must be a string, not int 5"),
+        ({}, "[ssh_bastions]\nhostname = 'j'\n",
+         "ssh_bastions must be an array of tables ([[ssh_bastions]])"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\n", "ssh_bastions[0].hostname is missing"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\nhost = 'x'\n",
+         "unknown key ssh_bastions[0].host (did you mean ssh_bastions[0].hosts?)"),
+        ({}, "[[ssh_bastions]]\nhosts = []\nhostname = 'j'\n",
+         "ssh_bastions[0].hosts must be a non-empty array of host patterns"),
+        ({}, "[[ssh_bastions]]\nhosts = ['a b']\nhostname = 'j'\n",
+         "ssh_bastions[0].hosts must be a non-empty array of host patterns"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = '-oProxyCommand=x'\n",
+         "ssh_bastions[0].hostname must be a DNS name or IP address, not '-oProxyCommand=x'"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\nport = 70000\n",
+         "ssh_bastions[0].port must be between 1 and 65535, not 70000"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\nport = '22'\n",
+         "ssh_bastions[0].port must be an integer, not '22'"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\nuser = 'a b'\n",
+         "ssh_bastions[0].user 'a b' is not a login name"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\ncmd = \"nc\\n%h\"\n",
+         "ssh_bastions[0].cmd must be one line of printable text"),
+        ({}, "[[ssh_bastions]]\nhosts = ['*']\nhostname = 'j'\nflags = 'other-host'\n",
+         "ssh_bastions[0].flags must be ssh options, starting with '-'"),
     ],
 )  # fmt: skip
 def test_each_bad_value_is_one_line_naming_the_key(

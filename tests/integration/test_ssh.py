@@ -372,15 +372,19 @@ def test_config_renders_the_cert_authority_line_and_the_sshd_snippet(
     _, first, _ = pair
     with first.client() as client:
         roots = client.get("/ssh/roots").json()
-        user = client.post("/1.0/ssh/config", json={"type": "user", "data": {}}).json()
-        host = client.post("/ssh/config/host", json={}).json()
+        step = {"StepPath": "/home/a/.step", "StepSSHTemplateVersion": "v2", "User": "a"}
+        user = client.post("/1.0/ssh/config", json={"type": "user", "data": step}).json()
+        files = {"Certificate": "ssh_host_ecdsa_key-cert.pub", "Key": "ssh_host_ecdsa_key"}
+        host = client.post("/ssh/config/host", json={"data": files}).json()
         bad = client.post("/ssh/config", json={"type": "root"})
     contents = {t["name"]: base64.b64decode(t["content"]).decode() for t in user["userTemplates"]}
-    (line,) = contents["known_hosts"].splitlines()
+    (line,) = contents["known_hosts.tpl"].splitlines()
     assert line.startswith("@cert-authority * ") and line.split()[3] == roots["hostKey"][0]
     hosted = {t["name"]: base64.b64decode(t["content"]).decode() for t in host["hostTemplates"]}
-    assert roots["userKey"][0] in hosted["ca.pub"]
-    assert "TrustedUserCAKeys" in hosted["sshd_config"] and "RevokedKeys" in hosted["sshd_config"]
+    assert roots["userKey"][0] in hosted["ca.tpl"]
+    snippet = hosted["sshd_config.tpl"]
+    assert snippet.startswith("Match all\n")
+    assert "TrustedUserCAKeys" in snippet and "RevokedKeys" in snippet
     assert bad.status_code == 400 and bad.json()["status"] == 400
 
 

@@ -156,6 +156,20 @@ class Sshd:
         return self.log.read_text(errors="replace")
 
 
+SSHD_BASE = """\
+ListenAddress 127.0.0.1
+AuthorizedKeysFile none
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+LogLevel VERBOSE
+"""
+"""What every test sshd has: loopback only, certificates only, root may log in."""
+
+
 def start_sshd(
     directory: Path,
     *,
@@ -164,28 +178,33 @@ def start_sshd(
     revoked_keys: Path,
     host_certificate: Path | None = None,
 ) -> Sshd:
-    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
-    port = free_port()
-    config = directory / "sshd_config"
     lines = [
-        f"Port {port}",
-        "ListenAddress 127.0.0.1",
         f"HostKey {host_key}",
         f"TrustedUserCAKeys {trusted_user_ca}",
         f"RevokedKeys {revoked_keys}",
-        "AuthorizedKeysFile none",
-        "PubkeyAuthentication yes",
-        "PasswordAuthentication no",
-        "KbdInteractiveAuthentication no",
-        "PermitRootLogin prohibit-password",
-        "StrictModes no",
-        "UsePAM no",
-        f"PidFile {directory / 'sshd.pid'}",
-        "LogLevel VERBOSE",
     ]
     if host_certificate is not None:
         lines.append(f"HostCertificate {host_certificate}")
-    config.write_text("\n".join(lines) + "\n")
+    return start_sshd_with(directory, "\n".join(lines) + "\n")
+
+
+def sshd_test(config: Path, *extended: str) -> subprocess.CompletedProcess[str]:
+    """`sshd -t -f CONFIG` (or `sshd -T -C ...` with `extended` connection parameters)."""
+    mode = ["-T", "-C", ",".join(extended)] if extended else ["-t"]
+    return subprocess.run(
+        [SSHD, *mode, "-f", str(config)], capture_output=True, text=True, check=False
+    )
+
+
+def start_sshd_with(directory: Path, config_text: str) -> Sshd:
+    """A real sshd whose config is `SSHD_BASE`, a port, a pid file, then `config_text`."""
+    os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # privilege separation directory
+    port = free_port()
+    config = directory / "sshd_config"
+    config.write_text(f"Port {port}\nPidFile {directory / 'sshd.pid'}\n{SSHD_BASE}{config_text}")
+    checked = sshd_test(config)
+    if checked.returncode != 0:
+        raise RuntimeError(f"sshd -t refuses {config}:\n{checked.stderr}")
     log = directory / "sshd.log"
     handle = log.open("w")
     process = subprocess.Popen(
@@ -213,6 +232,42 @@ def start_sshd(
         sshd.stop()
         raise RuntimeError(f"sshd did not listen within 30 s:\n{sshd.output()}") from None
     return sshd
+
+
+def ssh_settings(config: Path, host: str, env: dict[str, str]) -> dict[str, str]:
+    """`ssh -G -F CONFIG HOST`: what ssh would use for HOST, one lower-case key per line
+    (`Match exec` commands run, in `env`)."""
+    assert SSH is not None
+    shown = subprocess.run(
+        [SSH, "-G", "-F", str(config), host],
+        capture_output=True, text=True, env=env, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    return dict(line.split(" ", 1) for line in shown.splitlines() if " " in line)
+
+
+def ssh_login(
+    sshd: Sshd,
+    *,
+    config: Path,
+    identity: Path,
+    certificate: Path,
+    env: dict[str, str],
+    host: str = "localhost",
+) -> subprocess.CompletedProcess[str]:
+    """`ssh -F CONFIG root@HOST true`, never prompting: which known_hosts file is used, and
+    whether the host is checked, is the config's business."""
+    assert SSH is not None
+    return subprocess.run(
+        [
+            SSH, "-F", str(config), "-p", str(sshd.port),
+            "-i", str(identity), "-o", f"CertificateFile={certificate}",
+            "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+            "-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=20",
+            f"root@{host}", "true",
+        ],
+        capture_output=True, text=True, stdin=subprocess.DEVNULL, env=env, timeout=60,
+        check=False,
+    )  # fmt: skip
 
 
 def ssh_run(
