@@ -100,14 +100,26 @@ async def add_provisioner(request: Request) -> Response:
     body = await read_json(request)
     kind = str(body.get("type", "")).upper()
     if kind not in management.SUPPORTED_TYPES:
-        raise BadRequest(f"provisioner type {body.get('type')!r} is not supported: use JWK")
+        supported = " or ".join(management.SUPPORTED_TYPES)
+        raise BadRequest(f"provisioner type {body.get('type')!r} is not supported: use {supported}")
     name = body.get("name")
     if not isinstance(name, str):
         raise BadRequest("name must be a string")
+    store = authority_of(request).runtime.store
+    if kind == "SSHPOP":
+        event = await _act(
+            caller,
+            management.add_sshpop,
+            store,
+            name,
+            claims=_object(body, "claims") if "claims" in body else None,
+            actor=caller.actor,
+        )
+        context_of(request).fields["position"] = event.position
+        return json_response(provisioner_json(_record(request, name)), 201)
     encrypted = body.get("encryptedKey")
     if encrypted is not None and not isinstance(encrypted, str):
         raise BadRequest("encryptedKey must be a compact JWE string")
-    store = authority_of(request).runtime.store
     event = await _act(
         caller,
         management.add_jwk_key,

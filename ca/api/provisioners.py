@@ -28,7 +28,9 @@ def uid(index: int, provisioner_id: str) -> str:
 
 
 def provisioner_json(record: ProvisionerRecord) -> dict[str, Any]:
-    body: dict[str, Any] = {"type": record.type, "name": record.name, "key": record.key}
+    body: dict[str, Any] = {"type": record.type, "name": record.name}
+    if record.key:  # an SSHPOP provisioner has none
+        body["key"] = record.key
     if record.encrypted_key:
         body["encryptedKey"] = record.encrypted_key
     if record.claims:

@@ -15,7 +15,7 @@ import contextvars
 import os
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -45,7 +45,6 @@ from ledger import GroupCommitter
 log = structlog.get_logger("ledgerca.authority")
 T = TypeVar("T")
 
-SSHPOP_PROVISIONER = SSHPOP()
 UNPROVISIONED = Unprovisioned()
 
 
@@ -148,7 +147,7 @@ class Authority:
         the token is trusted yet: the provisioner verifies it."""
         unverified = peek(token)
         if "sshpop" in unverified.header:
-            return SSHPOP_PROVISIONER
+            return _sshpop_provisioner(snapshot, unverified.claims)
         record = snapshot.by_issuer_kid.get(
             (str(unverified.claims.get("iss", "")), str(unverified.header.get("kid", "")))
         )
@@ -164,9 +163,9 @@ class Authority:
         record = next((p for p in snapshot.provisioners if p.id == provisioner_id), None)
         if record is None:
             raise AuthError("the provisioner of the certificate no longer exists")
-        if record.jwk is None:
+        if record.implementation is None:
             raise AuthError(f"provisioner type {record.type} cannot authorize this request")
-        return record.jwk
+        return record.implementation
 
     def verify_jwk_token(
         self, snapshot: Snapshot, token: str, accepted: frozenset[str], *, now: datetime
@@ -214,3 +213,20 @@ class Authority:
     ) -> list[x509.Certificate]:
         """The CA's own TLS certificate (see `x509_issuance.issue_server_certificate`)."""
         return x509_issuance.issue_server_certificate(self, public_key, dns_names, lifetime)
+
+
+def _sshpop_provisioner(snapshot: Snapshot, claims: Mapping[str, Any]) -> SSHPOP:
+    """The SSHPOP provisioner an SSHPOP token names: by its audience's `#sshpop/<name>`
+    fragment (as step mints it), else by its `iss`."""
+    audiences = claims.get("aud")
+    listed = audiences if isinstance(audiences, list) else [audiences]
+    names = [
+        a.partition("#")[2].removeprefix("sshpop/")
+        for a in listed
+        if isinstance(a, str) and a.partition("#")[2].startswith("sshpop/")
+    ]
+    wanted = names[0] if names else str(claims.get("iss", ""))
+    for record in snapshot.provisioners:
+        if record.sshpop is not None and record.name == wanted:
+            return record.sshpop
+    raise AuthError(f"no SSHPOP provisioner named {wanted[:64]!r}")

@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import migrations
 from ca.audit.ledger_key import activation_event, create_key_file
+from ca.authority.provisioners import sshpop_added
 from ca.config import CAConfig, save_config
 from ca.errors import ConfigError
 from ca.home import EMBEDDED_DATABASE, Home
@@ -320,13 +321,14 @@ def _build(
             type="JWK",
             key=provisioner_key.public_jwk,
             encrypted_key=provisioner_key.encrypted_key,
-            claims={},
+            claims={"enableSSHCA": True} if options.ssh else {},
             options={},
         ).to_new_event(),
         activation_event(ledger_key.public_key(), ledger_key_ref),
     ]
     if options.ssh:
         events += ssh_key_events(staging.path, ca_password, options.key_type)
+        events.append(sshpop_added().to_new_event())
     # The embedded database is created inside the staging home and moves with it.
     engine_url = staging.database_url(database)
     engine = create_engine(engine_url)

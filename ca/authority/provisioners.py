@@ -7,6 +7,7 @@ unique) and carries its actor; the `provisioners` projection refuses what would 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import unicodedata
 import uuid
@@ -38,7 +39,9 @@ from projections.events import (
 )
 from projections.provisioners import provisioners
 
-SUPPORTED_TYPES = ("JWK",)
+SUPPORTED_TYPES = ("JWK", "SSHPOP")
+SSHPOP_NAME = "sshpop"
+"""The name step-ca gives the SSHPOP provisioner `step ca init --ssh` makes."""
 MAX_NAME_LENGTH = 128
 PRIVATE_JWK_MEMBERS = ("d", "p", "q", "dp", "dq", "qi", "oth", "k")
 """RFC 7518 private (and symmetric) key members: never in a provisioner's public key."""
@@ -170,6 +173,63 @@ def add_jwk(
         store, name, public_jwk=key.public_jwk, encrypted_key=key.encrypted_key,
         claims=claims, options=options, actor=actor,
     )  # fmt: skip
+
+
+def sshpop_added(name: str = SSHPOP_NAME) -> ProvisionerAdded:
+    """An SSHPOP provisioner, listed as step-ca lists it: `{"type": "SSHPOP", "name":
+    "sshpop", "claims": {"enableSSHCA": true}}`. It has no key: the SSH certificate in
+    the token's header is the credential."""
+    return ProvisionerAdded(
+        id=str(uuid.uuid4()),
+        name=name,
+        type="SSHPOP",
+        key={},
+        encrypted_key=None,
+        claims={"enableSSHCA": True},
+        options={},
+    )
+
+
+def add_sshpop(
+    store: EventStore,
+    name: str,
+    *,
+    claims: Mapping[str, Any] | None = None,
+    actor: Mapping[str, Any],
+    also: Sequence[NewEvent] = (),
+) -> RecordedEvent:
+    """A new SSHPOP provisioner (SSH renew, rekey and revoke by proof of possession)."""
+    check_name(name, taken=list_all(store))
+    added = sshpop_added(name)
+    if claims is not None:
+        validate_claims(claims)
+        added = dataclasses.replace(added, claims=dict(claims))
+    recorded, *_ = store.append(
+        [added.to_new_event(), *also], actor=actor, expected={added.stream: 0}
+    )
+    return recorded
+
+
+def ssh_enabled_events(store: EventStore) -> list[NewEvent]:
+    """What setting up the SSH CA changes among the provisioners, as `step ca init --ssh`
+    leaves them: an SSHPOP provisioner (unless one exists), and `enableSSHCA` on the
+    CA's first JWK provisioner (the one `init` made) unless its claims already say."""
+    rows = list_all(store)
+    events: list[NewEvent] = []
+    if not any(row.type == "SSHPOP" for row in rows):
+        name = SSHPOP_NAME
+        if any(_normalised(row.name) == name for row in rows):
+            name = f"{SSHPOP_NAME}-{uuid.uuid4().hex[:6]}"
+        events.append(sshpop_added(name).to_new_event())
+    first = next((row for row in rows if row.type == "JWK"), None)
+    if first is not None:
+        claims = json.loads(first.claims)
+        if "enableSSHCA" not in claims:
+            changes = {"claims": {**claims, "enableSSHCA": True}}
+            events.append(
+                ProvisionerUpdated(id=first.id, name=first.name, changes=changes).to_new_event()
+            )
+    return events
 
 
 def public_jwk_of(value: object) -> dict[str, Any]:

@@ -8,6 +8,7 @@ retirement together, so every instance switches on its next request.
 from __future__ import annotations
 
 from ca.authority.initialize import actor
+from ca.authority.provisioners import ssh_enabled_events
 from ca.authority.state import load_snapshot
 from ca.errors import ConfigError
 from ca.keys.ids import key_id
@@ -41,7 +42,8 @@ def _append(
 
 
 def enable_ssh(runtime: Runtime, password: bytes, kty: str = "EC") -> list[SSHKeyFiles]:
-    """Create and activate the SSH user and host CA keys."""
+    """Create and activate the SSH user and host CA keys; add the SSHPOP provisioner and
+    enable SSH on the CA's first provisioner, as `step ca init --ssh` does."""
     with runtime.engine.connect() as connection:
         snapshot = load_snapshot(connection)
     if snapshot.ssh_user_keys or snapshot.ssh_host_keys:
@@ -54,7 +56,8 @@ def enable_ssh(runtime: Runtime, password: bytes, kty: str = "EC") -> list[SSHKe
         for f in files:
             f.key_path.unlink(missing_ok=True)
         raise
-    _append(runtime, files, activation_events(files), "ssh init")
+    events = [*activation_events(files), *ssh_enabled_events(runtime.store)]
+    _append(runtime, files, events, "ssh init")
     return files
 
 

@@ -95,6 +95,9 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
     public_key = parse_public_key(request.public_key)
     if not request.ott:
         raise BadRequest("missing ott")
+    if not snapshot.ssh_user_keys and not snapshot.ssh_host_keys:
+        # Said before any provisioner is asked, whose refusal would hide the real cause.
+        raise SSHNotEnabled("this CA has no SSH keys: run `ledgerca ssh init` to create them")
     grant = authority.provisioner_for_token(snapshot, request.ott).authorize_ssh_sign(
         request.ott, request.options, authority.context(snapshot, now)
     )

@@ -22,6 +22,7 @@ from ca.authority.admins import fold as fold_admins
 from ca.pki.claims import Claims
 from ca.policy import NamePolicy
 from ca.provisioners.jwk import JWKProvisioner
+from ca.provisioners.sshpop import SSHPOP
 from ledger.reads import head_position, latest_position, stream_rows
 from projections import events as ev
 from projections.authority_keys import authority, authority_keys
@@ -50,6 +51,13 @@ class ProvisionerRecord:
     claims: dict[str, object]
     options: dict[str, object]
     jwk: JWKProvisioner | None
+    sshpop: SSHPOP | None = None
+
+    @property
+    def implementation(self) -> JWKProvisioner | SSHPOP | None:
+        """What authorizes requests for this provisioner; None for a type this build
+        cannot run (it is listed, and refuses nothing it was never asked)."""
+        return self.jwk or self.sshpop
 
     @functools.cached_property
     def parsed_claims(self) -> Claims:
@@ -123,6 +131,7 @@ def load_snapshot(connection: Connection) -> Snapshot:
                 claims=json.loads(row.claims),
                 options=json.loads(row.options),
                 jwk=jwk,
+                sshpop=SSHPOP(row.id, row.name) if row.type == "SSHPOP" else None,
             )
         )
     policy_rows = connection.execute(select(policies.c.scope, policies.c.policy)).all()

@@ -74,10 +74,22 @@ def list_command(home: Home, as_json: bool) -> None:
 def add(home: Home, name: str, kind: str, password_file: Path | None, claims: str | None,
         x509_template: Path | None) -> None:  # fmt: skip
     """Add a provisioner (recorded as `provisioner.added`)."""
-    from ca.authority.provisioners import SUPPORTED_TYPES, add_jwk
+    from ca.authority.provisioners import SUPPORTED_TYPES, add_jwk, add_sshpop
 
     if kind.upper() not in SUPPORTED_TYPES:
-        raise BadRequest(f"provisioner type {kind!r} is not supported yet: use JWK")
+        supported = " or ".join(SUPPORTED_TYPES)
+        raise BadRequest(f"provisioner type {kind!r} is not supported yet: use {supported}")
+    if kind.upper() == "SSHPOP":
+        if password_file is not None or x509_template is not None:
+            raise BadRequest("an SSHPOP provisioner has no key and no x509 template")
+        runtime = open_runtime(home)
+        try:
+            event = add_sshpop(runtime.store, name, claims=_json_option(claims, "--claims"),
+                               actor=actor("provisioner add"))  # fmt: skip
+        finally:
+            runtime.close()
+        say(f"provisioner {name!r} (SSHPOP) added at position {event.position}")
+        return
     options: dict[str, Any] = {}
     if x509_template is not None:
         options["x509"] = {"template": x509_template.read_text()}

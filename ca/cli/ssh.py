@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import click
+import httpx
 
 from ca.cli.client import _ca_options, _provisioner_options
 from ca.cli.output import say
@@ -23,7 +24,7 @@ from ca.client.ssh import (
     ssh_sign_claims,
     sshpop_token,
 )
-from ca.client.tokens import load_signer, token_claims
+from ca.client.tokens import list_provisioners, load_signer, token_claims
 from ca.errors import ConfigError
 from ca.home import Home
 from ca.keys.files import write_public_file
@@ -231,15 +232,25 @@ def _write_certificate(out: Path, line: str) -> None:
     click.echo(f"Valid before: {datetime.fromtimestamp(cert.valid_before, UTC):%Y-%m-%dT%H:%M:%SZ}")
 
 
-def _sshpop(session_url: str, op: str, cert_file: Path, key_file: Path) -> tuple[str, str]:
+def _sshpop(
+    http: httpx.Client, session_url: str, op: str, cert_file: Path, key_file: Path
+) -> tuple[str, str]:
+    """An SSHPOP token for the CA's SSHPOP provisioner, named as step names it: `iss` and
+    the audience's `#sshpop/<name>` fragment."""
+    listed = [p for p in list_provisioners(http) if p.get("type") == "SSHPOP"]
+    if not listed:
+        raise ConfigError("the CA has no SSHPOP provisioner: add one with "
+                          "`ledgerca provisioner add sshpop --type SSHPOP`")  # fmt: skip
+    name = str(listed[0].get("name", ""))
     line = read_certificate(cert_file)
     serial = str(parse_certificate(line).serial)
     token = sshpop_token(
         line,
         read_private_key(key_file),
-        audience=f"{session_url}/1.0/ssh/{op}",
+        audience=f"{session_url}/1.0/ssh/{op}#sshpop/{name}",
         subject=serial,
         now=datetime.now(UTC),
+        issuer=name,
     )
     return token, serial
 
@@ -260,8 +271,8 @@ def renew(
 ) -> None:
     """Renew a host certificate, proving possession of it and its KEY (SSHPOP)."""
     session = load_session(home, ca_url=ca_url, root=root)
-    token, _ = _sshpop(session.ca_url, "renew", cert_file, key_file)
     with reaching(session.ca_url), session.http() as http:
+        token, _ = _sshpop(http, session.ca_url, "renew", cert_file, key_file)
         line = certificate_from(post_ssh(http, "/1.0/ssh/renew", {"ott": token}))
     _write_certificate(out or cert_file, line)
 
@@ -282,9 +293,9 @@ def rekey(
 ) -> None:
     """A certificate like CERT (a host certificate) for NEW_PUBLIC_KEY, beside it."""
     session = load_session(home, ca_url=ca_url, root=root)
-    token, _ = _sshpop(session.ca_url, "rekey", cert_file, key_file)
-    body = {"ott": token, "publicKey": read_public_key(new_public_key)}
     with reaching(session.ca_url), session.http() as http:
+        token, _ = _sshpop(http, session.ca_url, "rekey", cert_file, key_file)
+        body = {"ott": token, "publicKey": read_public_key(new_public_key)}
         line = certificate_from(post_ssh(http, "/1.0/ssh/rekey", body))
     _write_certificate(certificate_path(new_public_key), line)
 

@@ -182,6 +182,10 @@ class JWKProvisioner(Unsupported):
     def authorize_ssh_sign(
         self, token: str, requested: SSHOptions, context: Context
     ) -> SSHSignGrant:
+        # step-ca's secure default: a provisioner signs SSH certificates only where its
+        # claims say `enableSSHCA` (set on the first provisioner when the SSH CA is set up).
+        if not self.parsed_claims.enable_ssh_ca:
+            raise AuthError(f"sshCA is disabled for jwk provisioner '{self.name}'")
         verified = self.verify(token, context.ssh_audiences("sign"), context)
         options = merge_options(requested, token_options(verified.claims), subject=verified.subject)
         return SSHSignGrant(self.ref, verified.token_id, options, self.parsed_claims)

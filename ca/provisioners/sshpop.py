@@ -6,9 +6,10 @@ authorizes `/ssh/renew`, `/ssh/rekey` (host certificates) and `/ssh/revoke` (the
 certificate named by `sub`). Verification is pure; whether the certificate was revoked is
 asked of the ledger by the caller and re-checked inside the append transaction.
 
-Unlike step-ca, no SSHPOP provisioner has to be configured: any certificate signed by one of
-the CA's SSH keys proves possession (`SSHPOP`, the built-in provisioner). The audience may
-carry step's `#sshpop/<name>` fragment or not.
+As in step-ca, an SSHPOP provisioner is a provisioner like any other (`provisioner.added`
+with type `SSHPOP`, made when the SSH CA is set up, listed, renamed and removed as any
+other): the token names it by its audience's `#sshpop/<name>` fragment, or by its `iss`.
+Any certificate signed by one of the CA's SSH keys then proves possession.
 """
 
 from __future__ import annotations
@@ -96,15 +97,19 @@ def verify_sshpop(
     )
 
 
+@dataclass(frozen=True)
 class SSHPOP(Unsupported):
-    """The built-in SSHPOP provisioner: SSH renewal and rekey of host certificates, and
-    SSH revocation, by proof of possession. It records no provisioner on its events."""
+    """An SSHPOP provisioner: SSH renewal and rekey of host certificates, and SSH
+    revocation, by proof of possession."""
+
+    id: str
+    name: str
 
     kind = "SSHPOP"
 
     @property
-    def ref(self) -> ProvisionerRef | None:
-        return None
+    def ref(self) -> ProvisionerRef:
+        return ProvisionerRef(self.id, self.name, self.kind)
 
     def _proven(self, token: str, op: str, context: Context) -> SSHPOPToken:
         proven = verify_sshpop(
@@ -122,7 +127,7 @@ class SSHPOP(Unsupported):
         if cert_type_of(proven.certificate) != "host":
             raise AuthError("sshpop certificate must be a host ssh certificate")
         return SSHCertificateGrant(
-            None,
+            self.ref,
             proven.token_id,
             proven.certificate,
             proven.serial,
@@ -139,4 +144,4 @@ class SSHPOP(Unsupported):
         proven = self._proven(token, "revoke", context)
         if proven.serial != serial or proven.subject != serial:
             raise PolicyError(f"the sshpop token does not name serial number {serial}")
-        return RevokeGrant(None, proven.token_id)
+        return RevokeGrant(self.ref, proven.token_id)

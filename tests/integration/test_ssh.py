@@ -47,7 +47,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CAHome, Run
     ledgerca(
         "provisioner", "add", "short-lived",
         "--password-file", str(ca.provisioner_password_file),
-        "--claims", json.dumps({"minHostSSHCertDuration": "1s", "maxUserSSHCertDuration": "1h",
+        "--claims", json.dumps({"enableSSHCA": True, "minHostSSHCertDuration": "1s",
+                                "maxUserSSHCertDuration": "1h",
                                 "defaultUserSSHCertDuration": "1h"}),
         home=ca.home,
     )  # fmt: skip

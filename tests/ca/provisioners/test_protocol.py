@@ -79,8 +79,12 @@ def _certificate(not_before: datetime, not_after: datetime) -> x509.Certificate:
 
 def test_every_type_implements_the_protocol() -> None:
     provisioner, _ = _provisioner()
-    implementations: list[Provisioner] = [provisioner, SSHPOP(), Unprovisioned()]
-    assert [p.ref for p in implementations] == [ProvisionerRef("prov-1", "ops", "JWK"), None, None]
+    implementations: list[Provisioner] = [provisioner, SSHPOP("p-1", "sshpop"), Unprovisioned()]
+    assert [p.ref for p in implementations] == [
+        ProvisionerRef("prov-1", "ops", "JWK"),
+        ProvisionerRef("p-1", "sshpop", "SSHPOP"),
+        None,
+    ]
 
 
 def test_a_jwk_sign_grant_records_the_provisioner_by_id_and_carries_its_extension() -> None:
@@ -133,9 +137,21 @@ def test_renewal_follows_the_provisioners_claims() -> None:
 @pytest.mark.parametrize(
     ("provisioner", "operation", "match"),
     [
-        (SSHPOP(), lambda p: p.authorize_sign("t", _csr("a.example"), CONTEXT), "SSHPOP.*X.509"),
-        (SSHPOP(), lambda p: p.authorize_revoke("t", "1", CONTEXT), "SSHPOP.*X.509 revocation"),
-        (SSHPOP(), lambda p: p.authorize_ssh_sign("t", SSHOptions(), CONTEXT), "SSH signing"),
+        (
+            SSHPOP("p-1", "sshpop"),
+            lambda p: p.authorize_sign("t", _csr("a.example"), CONTEXT),
+            "SSHPOP.*X.509",
+        ),
+        (
+            SSHPOP("p-1", "sshpop"),
+            lambda p: p.authorize_revoke("t", "1", CONTEXT),
+            "SSHPOP.*X.509 revocation",
+        ),
+        (
+            SSHPOP("p-1", "sshpop"),
+            lambda p: p.authorize_ssh_sign("t", SSHOptions(), CONTEXT),
+            "SSH signing",
+        ),
         (_provisioner()[0], lambda p: p.authorize_ssh_renew("t", CONTEXT), "JWK.*SSH renewal"),
         (_provisioner()[0], lambda p: p.authorize_ssh_rekey("t", CONTEXT), "JWK.*SSH rekey"),
         (Unprovisioned(), lambda p: p.authorize_revoke("t", "1", CONTEXT), "no provisioner"),
