@@ -48,7 +48,10 @@ def _issued(request: Request, issued: SSHIssued) -> Response:
     context_of(request).fields.update(
         provisioner=issued.provisioner, serial=issued.serial, position=issued.position
     )
-    return json_response({"crt": certificate_line(issued.certificate).split()[1]}, 201)
+    body = {"crt": certificate_line(issued.certificate).split()[1]}
+    if issued.add_user_certificate is not None:
+        body["addUserCrt"] = certificate_line(issued.add_user_certificate).split()[1]
+    return json_response(body, 201)
 
 
 @endpoint
@@ -58,6 +61,7 @@ async def sign(request: Request) -> Response:
         public_key=string_field(body, "publicKey"),
         ott=string_field(body, "ott"),
         options=read_options(body, "request"),
+        add_user_public_key=string_field(body, "addUserPublicKey"),
     )
     issued = await run_in_threadpool(
         issuance.sign, authority_of(request), sign_request, request_info(request)

@@ -8,7 +8,7 @@ transaction) → respond. A certificate leaves only after its event committed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,9 +17,10 @@ from cryptography.hazmat.primitives.serialization import SSHCertificate
 from ca.authority.authority import Authority
 from ca.authority.recorder import Actor, RequestInfo
 from ca.authority.state import ActiveKey, Snapshot
-from ca.errors import AuthError, BadRequest, CAError, ConfigError
+from ca.errors import AuthError, BadRequest, CAError, ConfigError, PolicyError
 from ca.keys.files import PrivateKey
 from ca.keys.ids import key_id
+from ca.ssh.add_user import add_user_request, wants_add_user
 from ca.ssh.certificates import (
     DEFAULT_USER_EXTENSIONS,
     CertType,
@@ -62,6 +63,8 @@ class SSHSignRequest:
     public_key: str
     ott: str
     options: SSHOptions
+    add_user_public_key: str = ""
+    """step's `addUserPublicKey` (`--add-user`): also sign the add-user certificate."""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class SSHIssued:
     serial: str
     provisioner: str | None
     position: int
+    add_user_certificate: SSHCertificate | None = None
 
 
 def ca_key_for(snapshot: Snapshot, cert_type: CertType) -> ActiveKey:
@@ -93,6 +97,12 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
     now = authority.clock()
     snapshot = authority.snapshot()
     public_key = parse_public_key(request.public_key)
+    add_user_key = None
+    if request.add_user_public_key:
+        try:
+            add_user_key = parse_public_key(request.add_user_public_key)
+        except BadRequest as exc:
+            raise BadRequest(exc.message.replace("publicKey", "addUserPublicKey")) from None
     if not request.ott:
         raise BadRequest("missing ott")
     if not snapshot.ssh_user_keys and not snapshot.ssh_host_keys:
@@ -126,7 +136,17 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         valid_before=valid_before,
         extensions=DEFAULT_USER_EXTENSIONS if cert_type == "user" else (),
     )
-    certificate = issue(prepare(wanted, public_key, ca_signer(authority, issuer)))
+    signer = ca_signer(authority, issuer)
+    certificate = issue(prepare(wanted, public_key, signer))
+    add_user = None
+    principal = wants_add_user(certificate) if add_user_key is not None else None
+    if add_user_key is not None and principal is not None:
+        if not grant.claims.enable_ssh_add_user:
+            raise PolicyError(
+                f"provisioner {provisioner.name!r} does not sign add-user certificates "
+                "(its claims do not set enableSSHAddUser)"
+            )
+        add_user = issue(prepare(add_user_request(certificate, principal), add_user_key, signer))
     position = record_issued(
         authority,
         certificate,
@@ -134,8 +154,9 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         provisioner=provisioner,
         token_id=grant.token_id,
         info=info,
+        also=(add_user,) if add_user is not None else (),
     )
-    return SSHIssued(certificate, str(certificate.serial), provisioner.name, position)
+    return SSHIssued(certificate, str(certificate.serial), provisioner.name, position, add_user)
 
 
 def record_issued(
@@ -149,10 +170,37 @@ def record_issued(
     renewed_from: str | None = None,
     rekeyed_from: str | None = None,
     actor_extra: Mapping[str, Any] | None = None,
+    also: Sequence[SSHCertificate] = (),
 ) -> int:
-    """Append `ssh.issued`; only once this returns may the certificate leave the CA."""
+    """Append `ssh.issued` (and one for each of `also`, signed by the same key in the same
+    request, in the same append); only once this returns may the certificates leave."""
+    issued = [
+        _issued_event(certificate, issuer, provisioner, token_id, renewed_from, rekeyed_from),
+        *(_issued_event(extra, issuer, provisioner, None, None, None) for extra in also),
+    ]
+    actor = Actor.of(authority.instance, info, provisioner, token_id, actor_extra)
+    recorded, *_ = authority.recorder.record(
+        [event.to_new_event() for event in issued],
+        actor,
+        expected={event.stream: 0 for event in issued},
+        refused={
+            SSHCertificateRevoked: lambda: AuthError("ssh certificate has been revoked"),
+            UnknownSSHCertificate: lambda: AuthError("ssh certificate was not issued by this CA"),
+        },
+    )
+    return recorded.position
+
+
+def _issued_event(
+    certificate: SSHCertificate,
+    issuer: ActiveKey,
+    provisioner: ProvisionerRef | None,
+    token_id: str | None,
+    renewed_from: str | None,
+    rekeyed_from: str | None,
+) -> events.SSHIssued:
     valid_after, valid_before = times_of(certificate)
-    event = events.SSHIssued(
+    return events.SSHIssued(
         serial=str(certificate.serial),
         cert_type=cert_type_of(certificate),
         key_id=certificate.key_id.decode("utf-8", "replace"),
@@ -168,14 +216,3 @@ def record_issued(
         renewed_from=renewed_from,
         rekeyed_from=rekeyed_from,
     )
-    actor = Actor.of(authority.instance, info, provisioner, token_id, actor_extra)
-    (recorded,) = authority.recorder.record(
-        [event.to_new_event()],
-        actor,
-        expected={event.stream: 0},
-        refused={
-            SSHCertificateRevoked: lambda: AuthError("ssh certificate has been revoked"),
-            UnknownSSHCertificate: lambda: AuthError("ssh certificate was not issued by this CA"),
-        },
-    )
-    return recorded.position

@@ -29,6 +29,7 @@ _JSON_NAMES = {
     "allowRenewalAfterExpiry": "allow_renewal_after_expiry",
     "disableSmallstepExtensions": "disable_smallstep_extensions",
     "enableSSHCA": "enable_ssh_ca",
+    "enableSSHAddUser": "enable_ssh_add_user",
     "minUserSSHCertDuration": "min_user_ssh_duration",
     "maxUserSSHCertDuration": "max_user_ssh_duration",
     "defaultUserSSHCertDuration": "default_user_ssh_duration",
@@ -59,6 +60,9 @@ class Claims:
     # validity rules need it next to the durations.
     backdate: timedelta = BACKDATE
     enable_ssh_ca: bool = False
+    # ledgerca's own claim: may `step ssh certificate --add-user` get its add-user
+    # certificate from this provisioner (`ca.ssh.add_user`)?
+    enable_ssh_add_user: bool = False
     min_user_ssh_duration: timedelta = timedelta(minutes=5)
     default_user_ssh_duration: timedelta = timedelta(hours=16)
     max_user_ssh_duration: timedelta = timedelta(hours=24)

@@ -52,6 +52,12 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CAHome, Run
                                 "defaultUserSSHCertDuration": "1h"}),
         home=ca.home,
     )  # fmt: skip
+    ledgerca(
+        "provisioner", "add", "adds-users",
+        "--password-file", str(ca.provisioner_password_file),
+        "--claims", json.dumps({"enableSSHCA": True, "enableSSHAddUser": True}),
+        home=ca.home,
+    )  # fmt: skip
     first, second = start_ca(ca), None
     try:
         second = start_ca(ca, port=free_port())
@@ -135,6 +141,71 @@ def test_relative_times_count_from_now_as_step_ssh_certificate_sends_them(
     parsed = parse_certificate(certificate_line(response))
     assert before + 600 <= parsed.valid_after <= after + 600
     assert before + 7200 <= parsed.valid_before <= after + 7200
+
+
+def test_add_user_signs_the_provisioner_certificate_step_ca_signs_beside_the_user_one(
+    pair: tuple[CAHome, RunningCA, RunningCA], tmp_path: Path
+) -> None:
+    # `step ssh certificate --add-user alice id` sends the second key as addUserPublicKey.
+    ca, first, _ = pair
+    key, extra = keygen(tmp_path, "id"), keygen(tmp_path, "id-provisioner")
+    before = event_count(ca)
+    response = sign_ssh(
+        first, key, key_id="alice", principals=["alice"], provisioner="adds-users",
+        addUserPublicKey=public_blob(extra),
+    )  # fmt: skip
+    user = parse_certificate(certificate_line(response))
+    cert = _write(tmp_path / "id-provisioner-cert.pub", certificate_line(response, "addUserCrt"))
+    shown = keygen_list(cert)
+    assert 'Key ID: "alice-provisioner"' in shown
+    assert shown.split("Principals:")[1].split("Critical Options:")[0].split() == ["provisioner"]
+    assert "force-command sudo useradd -m alice; nc -q0 localhost 22" in shown
+    assert shown.split("Extensions:")[1].split() == ["(none)"]
+    added = parse_certificate(cert.read_text())
+    assert (added.valid_after, added.valid_before) == (user.valid_after, user.valid_before)
+    assert added.public_key().public_bytes(*_openssh()).split()[1] == public_blob(extra).encode()  # type: ignore[union-attr]
+    issued = [e.data["serial"] for e in ledger_events(ca.home)[-2:] if e.type == "ssh.issued"]
+    assert issued == [str(user.serial), str(added.serial)]
+    assert event_count(ca) == before + 2
+
+
+@pytest.mark.parametrize(
+    "provisioner, principal, reason",
+    [
+        ("admin", "alice", "enableSSHAddUser"),  # the provisioner does not allow it
+        ("adds-users", "a;reboot", "plain user names"),  # it would run in a shell, with sudo
+    ],
+)
+def test_add_user_is_refused_where_the_provisioner_or_the_principal_does_not_allow_it(
+    pair: tuple[CAHome, RunningCA, RunningCA],
+    tmp_path: Path,
+    provisioner: str,
+    principal: str,
+    reason: str,
+) -> None:
+    ca, first, _ = pair
+    key, extra = keygen(tmp_path, "id"), keygen(tmp_path, "id-provisioner")
+    before = event_count(ca)
+    response = sign_ssh(
+        first, key, key_id=principal, principals=[principal], provisioner=provisioner,
+        addUserPublicKey=public_blob(extra),
+    )  # fmt: skip
+    assert response.status_code == 403, response.text
+    assert reason in response.json()["message"]
+    assert event_count(ca) == before
+
+
+def test_a_host_certificate_gets_no_add_user_certificate_as_in_step_ca(
+    pair: tuple[CAHome, RunningCA, RunningCA], tmp_path: Path
+) -> None:
+    _, first, _ = pair
+    key, extra = keygen(tmp_path, "host", "ecdsa"), keygen(tmp_path, "extra")
+    response = sign_ssh(
+        first, key, key_id="h", principals=["h.internal"], cert_type="host",
+        provisioner="adds-users", addUserPublicKey=public_blob(extra),
+    )  # fmt: skip
+    assert response.status_code == 201, response.text
+    assert "addUserCrt" not in response.json()
 
 
 def test_a_host_certificate_gets_the_host_defaults_and_no_extensions(

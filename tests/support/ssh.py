@@ -112,10 +112,11 @@ def sign_ssh(
         return client.post("/1.0/ssh/sign", json=request)
 
 
-def certificate_line(response: httpx.Response) -> str:
-    """The `-cert.pub` line of a 201 /ssh/sign|renew|rekey answer."""
+def certificate_line(response: httpx.Response, field: str = "crt") -> str:
+    """The `-cert.pub` line of a 201 /ssh/sign|renew|rekey answer (`field`: `addUserCrt`
+    for the add-user certificate)."""
     assert response.status_code == 201, response.text
-    blob = response.json()["crt"]
+    blob = response.json()[field]
     import base64
 
     raw = base64.b64decode(blob)
