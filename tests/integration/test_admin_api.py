@@ -114,6 +114,23 @@ def test_provisioner_added_and_removed_through_one_instance_binds_the_other(
     assert removed.actor["via"] == "token"
 
 
+def test_an_sshpop_provisioner_is_added_through_the_admin_api_as_step_adds_it(
+    pair: tuple[CAHome, RunningCA, RunningCA],
+) -> None:
+    # `step ca provisioner add host-pop --type SSHPOP`: no key, listed by every instance.
+    ca, first, second = pair
+    with admin_client(first) as client:
+        created = client.post("/admin/provisioners", json={"type": "SSHPOP", "name": "host-pop"})
+    assert created.status_code == 201, created.text
+    assert created.json() == {"type": "SSHPOP", "name": "host-pop", "claims": {"enableSSHCA": True}}
+    with second.client() as client:
+        listed = client.get("/1.0/provisioners").json()["provisioners"]
+    assert {"type": "SSHPOP", "name": "host-pop", "claims": {"enableSSHCA": True}} in listed
+    assert events_of(ca, "provisioner.added")[-1].actor["admin"] == SUPER
+    with admin_client(first) as client:
+        assert client.delete("/admin/provisioners/host-pop").json() == {"status": "ok"}
+
+
 def test_policy_set_through_one_instance_is_enforced_by_the_other(
     pair: tuple[CAHome, RunningCA, RunningCA],
 ) -> None:
