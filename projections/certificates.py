@@ -37,7 +37,12 @@ certificates = Table(
     Index("ix_certificates_provisioner", "provisioner_name"),
 )
 
-revoked_unissued = Table("revoked_unissued", metadata, *unissued_columns(40))
+revoked_unissued = Table(
+    "revoked_unissued",
+    metadata,
+    *unissued_columns(40),
+    Index("ix_revoked_unissued_position", "revoked_position"),
+)
 """X.509 serials revoked by `x509.revoked_unissued`: every CRL lists them, and OCSP
 answers "revoked" for them under any of our issuers."""
 

@@ -33,7 +33,12 @@ ssh_certificates = Table(
     Index("ix_ssh_certificates_valid_before", "valid_before"),
 )
 
-ssh_revoked_unissued = Table("ssh_revoked_unissued", metadata, *unissued_columns(20))
+ssh_revoked_unissued = Table(
+    "ssh_revoked_unissued",
+    metadata,
+    *unissued_columns(20),
+    Index("ix_ssh_revoked_unissued_position", "revoked_position"),
+)
 """SSH serials revoked by `ssh.revoked_unissued`: the KRL lists them for any CA key."""
 
 

@@ -33,7 +33,11 @@ def _columns(serial_length: int) -> list[sa.Column[object]]:
 
 def upgrade() -> None:
     op.create_table("revoked_unissued", *_columns(40))
+    op.create_index("ix_revoked_unissued_position", "revoked_unissued", ["revoked_position"])
     op.create_table("ssh_revoked_unissued", *_columns(20))
+    op.create_index(
+        "ix_ssh_revoked_unissued_position", "ssh_revoked_unissued", ["revoked_position"]
+    )
 
 
 def downgrade() -> None:
