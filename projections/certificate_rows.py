@@ -1,10 +1,12 @@
 """What the X.509 and SSH certificate projections share: one row per issued certificate,
-with who issued it, what it renews, and its revocation.
+with who issued it, what it renews, and its revocation; and one row per serial revoked
+without ever being issued here (`*.revoked_unissued`: pre-revocation, or a certificate
+from before a migration).
 
 `certificates` and `ssh_certificates` differ only in the columns that describe the
 certificate itself (subject and SANs, or principals and key id). The rest — the columns,
 the renewal check, the single-issue and single-revocation rules and their refusals — is
-this one implementation, parametrised by the table and the refusals each raises.
+this one implementation, parametrised by the tables and the refusals each raises.
 """
 
 from __future__ import annotations
@@ -51,6 +53,20 @@ def lifecycle_columns(serial_length: int) -> list[Column[Any]]:
     ]
 
 
+def unissued_columns(serial_length: int) -> list[Column[Any]]:
+    """The columns of a table of serials revoked without being issued here."""
+    return [
+        Column("serial", String(serial_length), primary_key=True),
+        Column("revoked_at", String(27), nullable=False),
+        Column("revocation_reason_code", Integer, nullable=False),
+        Column("revocation_reason", Text, nullable=False),
+        Column("provisioner_id", String(64), nullable=False),
+        Column("provisioner_name", String(200), nullable=False),
+        Column("token_id", String(200), nullable=False),
+        Column("revoked_position", Position, nullable=False),
+    ]
+
+
 class Issuance(Protocol):
     """What `x509.issued` and `ssh.issued` have in common."""
 
@@ -83,27 +99,41 @@ class Revocation(Protocol):
     def revoked_at(self) -> str: ...
 
 
-class CertificateRows:
-    """Issue, renew and revoke rows of `table`, refusing what would break the CA.
+class UnissuedRevocation(Revocation, Protocol):
+    """What `x509.revoked_unissued` and `ssh.revoked_unissued` have in common."""
 
-    `kind` prefixes the refusals' wording ("" for X.509, "SSH " for SSH); the three
-    refusal classes are the table's own, so callers tell an X.509 refusal from an SSH one.
+    @property
+    def provisioner(self) -> ProvisionerRef: ...
+    @property
+    def token_id(self) -> str: ...
+
+
+class CertificateRows:
+    """Issue, renew and revoke rows of `table`, and record serials revoked without being
+    issued in `unissued`, refusing what would break the CA.
+
+    `kind` prefixes the refusals' wording ("" for X.509, "SSH " for SSH); the refusal
+    classes are the table's own, so callers tell an X.509 refusal from an SSH one.
     """
 
     def __init__(
         self,
         table: Table,
+        unissued: Table,
         *,
         kind: str,
         source_revoked: type[ProjectionConflict],
         unknown: type[ProjectionConflict],
         already_revoked: type[ProjectionConflict],
+        issued: type[ProjectionConflict],
     ) -> None:
         self.table = table
+        self.unissued = unissued
         self.kind = kind
         self.source_revoked = source_revoked
         self.unknown = unknown
         self.already_revoked = already_revoked
+        self.issued = issued
         # Built once: a construct per event costs more CPU than executing it (issuance,
         # replay); the insert runs on the driver's cursor (ledger.fastsql).
         self._insert = Prepared(table.insert())
@@ -190,3 +220,37 @@ class CertificateRows:
         if revoked_at is None:
             raise self.unknown(f"{prefix}: it was never issued")
         raise self.already_revoked(f"{prefix}: it was revoked at {revoked_at[0]}")
+
+    def revoke_unissued(
+        self, connection: Connection, revoked: UnissuedRevocation, position: int
+    ) -> None:
+        """Record a serial revoked without being issued here; refused if this ledger issued
+        it (that takes `revoke`) or revoked it before.
+
+        The use case appends on the serial's fresh stream, so the ledger already refuses
+        both; these checks keep a replay, or a hand-made append, to the same rules.
+        """
+        serial = revoked.serial
+        issued = connection.execute(self._status, {"source": serial}).scalar_one_or_none()
+        if issued is not None:
+            raise self.issued(f"{self.kind}serial {serial} was issued here: revoke it as such")
+        provisioner = revoked.provisioner
+        try:
+            connection.execute(
+                self.unissued.insert().values(
+                    serial=serial,
+                    revoked_at=revoked.revoked_at,
+                    revocation_reason_code=revoked.reason_code,
+                    revocation_reason=revoked.reason,
+                    provisioner_id=provisioner.id,
+                    provisioner_name=provisioner.name,
+                    token_id=revoked.token_id,
+                    revoked_position=position,
+                )
+            )
+        except IntegrityError as exc:
+            if not is_unique_violation(exc):
+                raise
+            raise self.already_revoked(
+                f"{self.kind}serial {serial} is already revoked (it was never issued here)"
+            ) from None

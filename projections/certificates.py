@@ -1,11 +1,13 @@
-"""`certificates`: one row per issued X.509 certificate, with its revocation.
+"""`certificates`: one row per issued X.509 certificate, with its revocation; and
+`revoked_unissued`: one row per serial revoked without ever being issued here.
 
 "Expired" is not stored: it depends on the clock, and handlers may not read the clock.
 
 Being inline, this projection is where the certificate invariants are checked atomically
-with the append, on every instance: a serial is issued once, revoked at most once (and only
-if it was issued), and a revoked certificate is never renewed or rekeyed, even when the
-revocation committed through another instance a moment before. Those rules, and the columns
+with the append, on every instance: a serial is issued once, revoked at most once (as an
+issued certificate, or in `revoked_unissued` if it never was), and a revoked certificate is
+never renewed or rekeyed, even when the revocation committed through another instance a
+moment before. Those rules, and the columns
 they work on, are shared with `ssh_certificates` (`projections.certificate_rows`).
 """
 
@@ -18,9 +20,9 @@ from sqlalchemy import Column, Connection, Index, String, Table, Text
 
 from ledger import RecordedEvent, canonical_json
 from projections.base import Mode, Projection, metadata
-from projections.certificate_rows import CertificateRows, lifecycle_columns
+from projections.certificate_rows import CertificateRows, lifecycle_columns, unissued_columns
 from projections.errors import ProjectionConflict
-from projections.events import X509Issued, X509Revoked
+from projections.events import X509Issued, X509Revoked, X509RevokedUnissued
 
 certificates = Table(
     "certificates",
@@ -35,6 +37,15 @@ certificates = Table(
     Index("ix_certificates_provisioner", "provisioner_name"),
 )
 
+revoked_unissued = Table(
+    "revoked_unissued",
+    metadata,
+    *unissued_columns(40),
+    Index("ix_revoked_unissued_position", "revoked_position"),
+)
+"""X.509 serials revoked by `x509.revoked_unissued`: every CRL lists them, and OCSP
+answers "revoked" for them under any of our issuers."""
+
 
 class CertificateRevoked(ProjectionConflict):
     """A renewal or rekey names a certificate that is revoked."""
@@ -48,12 +59,18 @@ class AlreadyRevoked(ProjectionConflict):
     """A revocation names a certificate that is revoked already."""
 
 
+class CertificateIssued(ProjectionConflict):
+    """A revocation of a never-issued serial names one this ledger issued."""
+
+
 rows = CertificateRows(
     certificates,
+    revoked_unissued,
     kind="",
     source_revoked=CertificateRevoked,
     unknown=UnknownCertificate,
     already_revoked=AlreadyRevoked,
+    issued=CertificateIssued,
 )
 
 
@@ -81,6 +98,10 @@ def _revoked(connection: Connection, event: RecordedEvent) -> None:
     rows.revoke(connection, X509Revoked.from_recorded(event), event.position)
 
 
+def _revoked_unissued(connection: Connection, event: RecordedEvent) -> None:
+    rows.revoke_unissued(connection, X509RevokedUnissued.from_recorded(event), event.position)
+
+
 def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> None:
     """Plain issuances in one statement; anything that reads the table first (a renewal's
     source, a revocation) goes alone, after the rows before it are written."""
@@ -102,13 +123,20 @@ def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> Non
         elif event.type == X509Revoked.TYPE:
             flush()
             _revoked(connection, event)
+        elif event.type == X509RevokedUnissued.TYPE:
+            flush()
+            _revoked_unissued(connection, event)
     flush()
 
 
 projection = Projection(
     name="certificates",
     mode=Mode.INLINE,
-    tables=(certificates,),
-    handlers={X509Issued.TYPE: _issued, X509Revoked.TYPE: _revoked},
+    tables=(certificates, revoked_unissued),
+    handlers={
+        X509Issued.TYPE: _issued,
+        X509Revoked.TYPE: _revoked,
+        X509RevokedUnissued.TYPE: _revoked_unissued,
+    },
     batch=_apply_batch,
 )

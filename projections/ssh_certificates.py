@@ -1,10 +1,12 @@
-"""`ssh_certificates`: one row per issued SSH certificate, with its revocation.
+"""`ssh_certificates`: one row per issued SSH certificate, with its revocation; and
+`ssh_revoked_unissued`: one row per SSH serial revoked without ever being issued here.
 
 Like `certificates` for X.509 — with the same implementation of what the two share
 (`projections.certificate_rows`) — this inline projection is where the SSH invariants are
 checked atomically with the append, on every instance: a serial is issued once, revoked at
-most once (and only if it was issued), and a revoked certificate never renews or rekeys,
-even when the revocation committed through another instance a moment before.
+most once (as an issued certificate, or in `ssh_revoked_unissued` if it never was), and a
+revoked certificate never renews or rekeys, even when the revocation committed through
+another instance a moment before.
 Expiry is not stored: it depends on the clock, which handlers may not read.
 """
 
@@ -14,9 +16,9 @@ from sqlalchemy import Column, Connection, Index, String, Table, Text
 
 from ledger import RecordedEvent, canonical_json
 from projections.base import Mode, Projection, metadata
-from projections.certificate_rows import CertificateRows, lifecycle_columns
+from projections.certificate_rows import CertificateRows, lifecycle_columns, unissued_columns
 from projections.errors import ProjectionConflict
-from projections.events import SSHIssued, SSHRevoked
+from projections.events import SSHIssued, SSHRevoked, SSHRevokedUnissued
 
 ssh_certificates = Table(
     "ssh_certificates",
@@ -31,6 +33,14 @@ ssh_certificates = Table(
     Index("ix_ssh_certificates_valid_before", "valid_before"),
 )
 
+ssh_revoked_unissued = Table(
+    "ssh_revoked_unissued",
+    metadata,
+    *unissued_columns(20),
+    Index("ix_ssh_revoked_unissued_position", "revoked_position"),
+)
+"""SSH serials revoked by `ssh.revoked_unissued`: the KRL lists them for any CA key."""
+
 
 class SSHCertificateRevoked(ProjectionConflict):
     """A renewal or rekey names an SSH certificate that is revoked."""
@@ -44,12 +54,18 @@ class SSHAlreadyRevoked(ProjectionConflict):
     """A revocation names an SSH certificate that is revoked already."""
 
 
+class SSHCertificateIssued(ProjectionConflict):
+    """A revocation of a never-issued SSH serial names one this ledger issued."""
+
+
 rows = CertificateRows(
     ssh_certificates,
+    ssh_revoked_unissued,
     kind="SSH ",
     source_revoked=SSHCertificateRevoked,
     unknown=UnknownSSHCertificate,
     already_revoked=SSHAlreadyRevoked,
+    issued=SSHCertificateIssued,
 )
 
 
@@ -72,9 +88,17 @@ def _revoked(connection: Connection, event: RecordedEvent) -> None:
     rows.revoke(connection, SSHRevoked.from_recorded(event), event.position)
 
 
+def _revoked_unissued(connection: Connection, event: RecordedEvent) -> None:
+    rows.revoke_unissued(connection, SSHRevokedUnissued.from_recorded(event), event.position)
+
+
 projection = Projection(
     name="ssh_certificates",
     mode=Mode.INLINE,
-    tables=(ssh_certificates,),
-    handlers={SSHIssued.TYPE: _issued, SSHRevoked.TYPE: _revoked},
+    tables=(ssh_certificates, ssh_revoked_unissued),
+    handlers={
+        SSHIssued.TYPE: _issued,
+        SSHRevoked.TYPE: _revoked,
+        SSHRevokedUnissued.TYPE: _revoked_unissued,
+    },
 )

@@ -20,9 +20,11 @@ from projections.events import (
     ProvisionerRef,
     SSHIssued,
     SSHRevoked,
+    SSHRevokedUnissued,
     TokenSpent,
     X509Issued,
     X509Revoked,
+    X509RevokedUnissued,
 )
 
 used_tokens = Table(
@@ -89,8 +91,10 @@ def _apply_batch(connection: Connection, events: Sequence[RecordedEvent]) -> Non
 _SPENDING: dict[str, Callable[[RecordedEvent], SpendsToken]] = {
     X509Issued.TYPE: X509Issued.from_recorded,
     X509Revoked.TYPE: X509Revoked.from_recorded,
+    X509RevokedUnissued.TYPE: X509RevokedUnissued.from_recorded,
     SSHIssued.TYPE: SSHIssued.from_recorded,
     SSHRevoked.TYPE: SSHRevoked.from_recorded,
+    SSHRevokedUnissued.TYPE: SSHRevokedUnissued.from_recorded,
     TokenSpent.TYPE: TokenSpent.from_recorded,
 }
 

@@ -11,6 +11,10 @@ OCSP clients understand `malformedRequest` / `unauthorized` / `internalError`, n
   for that issuer, which we do not have: openssl would reject it as a verify error, while it
   reports `unauthorized` plainly ("Responder Error: unauthorized (6)").
 - A serial we issued under another of our keys than the one named is `unknown`.
+- A serial we never issued but revoked (`x509.revoked_unissued`) is `revoked` under every
+  one of our issuers, in RFC 6960 §2.2's form for a non-issued certificate
+  (`ca.pki.ocsp.CertificateStatus.revoked_non_issued`). Any other serial we have no record
+  of is `unknown`, as before: the responder answers "revoked" only for what was revoked.
 """
 
 from __future__ import annotations
@@ -72,7 +76,7 @@ def answer(authority: Authority, reader: StatusReader, der: bytes) -> tuple[Answ
         fields["ocsp_status"] = "unauthorized"
         return _failure(x509_ocsp.OCSPResponseStatus.UNAUTHORIZED), fields
     record = reader.certificate(request.serial_number)
-    if record is None or record.issuer_key_id != issuer.key_id:
+    if record is None or record.issuer_key_id not in (None, issuer.key_id):
         status = CertificateStatus.unknown()
     else:
         status = record.status

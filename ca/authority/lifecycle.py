@@ -19,6 +19,14 @@ The same pipeline as issuance, with a certificate as the credential:
 
 Unlike step-ca, every revocation is active as well as passive: the CRL and the OCSP
 responder read the same ledger, so `passive: false` is accepted rather than refused.
+
+A serial this ledger never issued is revoked too, as step-ca does — it is how operators
+pre-revoke, or revoke certificates from before a migration — but only on a provisioner's
+one-time token (mTLS proves a certificate of ours, so it cannot name one we never issued).
+It is recorded as `x509.revoked_unissued`, appended expecting the serial's stream to be
+empty: the ledger itself refuses it if the serial was issued or revoked meanwhile, and
+refuses any later issuance that draws the same serial, so CRL and OCSP never stop saying
+"revoked" for it.
 """
 
 from __future__ import annotations
@@ -41,15 +49,17 @@ from ca.keys.files import PublicKey
 from ca.pki.csr import check_csr_key, parse_csr
 from ca.pki.issuer import CopyProfile, issue, prepare
 from ca.pki.serials import parse_serial
+from ca.provisioners.base import RevokeGrant
 from ca.provisioners.x5c import verify_renew_token
-from ledger import format_time
+from ledger import ConcurrencyConflict, format_time
 from projections.certificates import (
     AlreadyRevoked,
     CertificateRevoked,
     UnknownCertificate,
     certificates,
+    revoked_unissued,
 )
-from projections.events import SAN, ProvisionerRef, X509Revoked
+from projections.events import SAN, ProvisionerRef, X509Revoked, X509RevokedUnissued
 
 __all__ = [
     "RevokeRequest",
@@ -268,8 +278,7 @@ def revoke(
         token_id = grant.token_id
         actor = Actor.of(authority.instance, info, provisioner, token_id)
         if _find_row(authority, serial) is None:
-            # step-ca records unknown serials too; we revoke only what we issued.
-            raise NotFound(f"certificate with serial number {serial} was not issued by this CA")
+            return _revoke_unissued(authority, request, serial, reason_code, grant, actor, now)
     elif peer is not None:
         if str(peer.serial_number) != serial:
             raise BadRequest("serial number in client certificate different than body")
@@ -304,7 +313,56 @@ def revoke(
     )
 
 
+def _revoke_unissued(
+    authority: Authority,
+    request: RevokeRequest,
+    serial: str,
+    reason_code: int,
+    grant: RevokeGrant,
+    actor: Actor,
+    now: datetime,
+) -> Revoked:
+    """Revoke a serial this ledger never issued: `x509.revoked_unissued` on its fresh stream."""
+    already = BadRequest(f"certificate with serial number {serial} is already revoked")
+    if grant.provisioner is None:
+        raise AuthError("only a provisioner's token can revoke a serial this CA never issued")
+    if _revoked_unissued(authority, serial):
+        raise already
+    event = X509RevokedUnissued(
+        serial=serial,
+        reason_code=reason_code,
+        reason=request.reason,
+        revoked_at=format_time(now),
+        provisioner=grant.provisioner,
+        token_id=grant.token_id,
+        passive=request.passive,
+    )
+    try:
+        (recorded,) = authority.recorder.record(
+            [event.to_new_event()],
+            actor,
+            expected={event.stream: 0},
+            refused={AlreadyRevoked: lambda: already},
+        )
+    except ConcurrencyConflict:
+        # Another instance wrote on the serial's stream since we looked: revoked it (then
+        # this is a second revocation), or issued it (409: the client may simply retry).
+        row = _find_row(authority, serial)
+        if _revoked_unissued(authority, serial) or (row and row["status"] == "revoked"):
+            raise already from None
+        raise
+    return Revoked(serial, recorded.position, grant.provisioner.name, False)
+
+
 # -- shared ------------------------------------------------------------------------------
+
+
+def _revoked_unissued(authority: Authority, serial: str) -> bool:
+    with authority.runtime.engine.connect() as connection:
+        found = connection.execute(
+            select(revoked_unissued.c.serial).where(revoked_unissued.c.serial == serial)
+        ).first()
+    return found is not None
 
 
 def _find_row(authority: Authority, serial: str) -> Mapping[str, Any] | None:

@@ -7,12 +7,19 @@ CA key. Revoke takes a provisioner's one-time token whose subject is the serial,
 SSHPOP token of the certificate itself. The `ssh_certificates` projection re-checks inside
 the append transaction that the old certificate was not revoked meanwhile, on whichever
 instance.
+
+A serial this ledger never issued is revoked on a provisioner's one-time token too (an
+SSHPOP token proves a certificate of ours, so it cannot name one): `ssh.revoked_unissued`,
+appended expecting the serial's stream to be empty, so the ledger refuses it if the serial
+was issued or revoked meanwhile, and refuses a later issuance of the same serial. The KRL
+lists it for any CA key.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 
 from cryptography.hazmat.primitives.serialization import SSHCertificate
 from sqlalchemy import select
@@ -24,15 +31,15 @@ from ca.authority.ssh_issuance import SSHIssued, ca_key_for, ca_signer, record_i
 from ca.errors import AuthError, BadRequest, NotFound
 from ca.pki.profiles import BACKDATE
 from ca.pki.serials import parse_ssh_serial
-from ca.provisioners.base import Context, SSHCertificateGrant
+from ca.provisioners.base import Context, RevokeGrant, SSHCertificateGrant
 from ca.ssh.certificates import (
     SSHPublicKey,
     parse_certificate,
     parse_public_key,
 )
-from ca.ssh.inventory import ca_keys
+from ca.ssh.inventory import ca_keys, certificate_status, revoked_unissued
 from ca.ssh.issuer import issue, prepare, renewal_of
-from ledger import format_time
+from ledger import ConcurrencyConflict, format_time
 from projections import events
 from projections.ssh_certificates import (
     SSHAlreadyRevoked,
@@ -141,6 +148,8 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
     provisioner = authority.provisioner_for_token(authority.snapshot(), request.ott)
     grant = provisioner.authorize_ssh_revoke(request.ott, serial, context)
     ref = grant.provisioner
+    if certificate_status(authority.runtime.engine, serial) is None:
+        return _revoke_unissued(authority, request, serial, grant, context.now, info)
     event = events.SSHRevoked(
         serial=serial,
         reason_code=request.reason_code,
@@ -163,3 +172,44 @@ def revoke(authority: Authority, request: RevokeRequest, info: RequestInfo) -> S
         },
     )
     return SSHRevoked(serial, recorded.position, ref.name if ref else None)
+
+
+def _revoke_unissued(
+    authority: Authority,
+    request: RevokeRequest,
+    serial: str,
+    grant: RevokeGrant,
+    now: datetime,
+    info: RequestInfo,
+) -> SSHRevoked:
+    """Revoke an SSH serial this ledger never issued: `ssh.revoked_unissued` on its fresh
+    stream."""
+    already = BadRequest(f"ssh certificate with serial number {serial} is already revoked")
+    ref = grant.provisioner
+    if ref is None:
+        raise AuthError("only a provisioner's token can revoke a serial this CA never issued")
+    engine = authority.runtime.engine
+    if revoked_unissued(engine, serial):
+        raise already
+    event = events.SSHRevokedUnissued(
+        serial=serial,
+        reason_code=request.reason_code,
+        reason=request.reason,
+        revoked_at=format_time(now),
+        provisioner=ref,
+        token_id=grant.token_id,
+    )
+    actor = Actor.of(authority.instance, info, ref, grant.token_id, grant.actor_extra)
+    try:
+        (recorded,) = authority.recorder.record(
+            [event.to_new_event()],
+            actor,
+            expected={event.stream: 0},
+            refused={SSHAlreadyRevoked: lambda: already},
+        )
+    except ConcurrencyConflict:
+        # Revoked (a second revocation) or issued (409) by another instance meanwhile.
+        if revoked_unissued(engine, serial) or certificate_status(engine, serial) == "revoked":
+            raise already from None
+        raise
+    return SSHRevoked(serial, recorded.position, ref.name)

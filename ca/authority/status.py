@@ -22,7 +22,7 @@ from ca.authority.state import ActiveKey
 from ca.pki.ocsp import CERT_ID_HASHES, CertificateStatus, issuer_hashes
 from ledger import parse_time
 from projections.authority_keys import authority_keys
-from projections.certificates import certificates
+from projections.certificates import certificates, revoked_unissued
 
 __all__ = ["CertificateRecord", "IssuerKey", "StatusReader"]
 
@@ -47,7 +47,8 @@ class CertificateRecord:
     """The `certificates` row of one serial, as far as status goes."""
 
     serial: str
-    issuer_key_id: str
+    issuer_key_id: str | None
+    """None: revoked without being issued here, so under any of our issuers."""
     status: CertificateStatus
 
 
@@ -76,7 +77,8 @@ class StatusReader:
         return found
 
     def certificate(self, serial: int) -> CertificateRecord | None:
-        """The status of `serial` as the ledger has it now; None if never issued here."""
+        """The status of `serial` as the ledger has it now; None if never issued here and
+        not revoked either."""
         columns = certificates.c
         with self.engine.connect() as connection:
             row = connection.execute(
@@ -87,8 +89,19 @@ class StatusReader:
                     columns.revocation_reason_code,
                 ).where(columns.serial == str(serial))
             ).first()
+            unissued = (
+                connection.execute(
+                    select(revoked_unissued.c.serial).where(
+                        revoked_unissued.c.serial == str(serial)
+                    )
+                ).first()
+                if row is None
+                else None
+            )
         if row is None:
-            return None
+            if unissued is None:
+                return None
+            return CertificateRecord(str(serial), None, CertificateStatus.revoked_non_issued())
         if row.status == "revoked" and row.revoked_at:
             status = CertificateStatus.revoked(
                 parse_time(row.revoked_at), row.revocation_reason_code

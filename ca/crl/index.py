@@ -11,6 +11,13 @@ the subject in `X509_NAME_oneline` form (`/C=US/O=Example/CN=host`).
 
 So `openssl ca -gencrl`, `openssl ocsp -index` and any tool reading that database work on
 what the ledger says.
+
+A serial revoked without being issued here (`x509.revoked_unissued`) has a line too, after
+the certificates, whichever issuer is asked for: `R`, expiry `99991231235959Z` (RFC 5280
+§4.1.2.5's "no well-defined expiration date": none is known), its revocation, its serial,
+and an empty subject (none is known). `openssl ca` reads such a line (a subject is checked
+for uniqueness only on `V` lines) and lists the serial in `-gencrl`; `openssl ocsp -index`
+answers "revoked" for it.
 """
 
 from __future__ import annotations
@@ -23,9 +30,10 @@ from cryptography import x509
 from sqlalchemy import Connection, select
 
 from ca.crl.records import parse_stored_time
-from projections.certificates import certificates
+from projections.certificates import certificates, revoked_unissued
 
 __all__ = [
+    "NO_EXPIRY",
     "OPENSSL_REASONS",
     "IndexEntry",
     "index_entries",
@@ -34,6 +42,7 @@ __all__ = [
     "openssl_serial",
     "openssl_time",
     "read_index",
+    "unissued_index_line",
 ]
 
 OPENSSL_REASONS = {
@@ -51,6 +60,9 @@ Left without a name, as our CRLs list them without a CRLReason: 0 (unspecified �
 which in a full CRL means "not revoked"), and 9/10 (privilegeWithdrawn, AACompromise),
 which `openssl ca` cannot read: one such line makes it refuse the whole database.
 """
+
+NO_EXPIRY = "99991231235959Z"
+"""The expiry of a line whose certificate's expiry is unknown (RFC 5280 §4.1.2.5)."""
 
 # OpenSSL's short names (OBJ_nid2sn); other attributes are written as dotted OIDs.
 _SHORT_NAMES = {
@@ -168,10 +180,7 @@ def index_line(
     """One line of index.txt for one certificate, judged at `now`."""
     if revoked_at is not None:
         status = "R"
-        revocation = openssl_time(revoked_at)
-        reason = OPENSSL_REASONS.get(reason_code or 0)
-        if reason is not None:
-            revocation += "," + reason
+        revocation = _revocation(revoked_at, reason_code)
     else:
         status = "E" if not_after < now else "V"
         revocation = ""
@@ -180,10 +189,23 @@ def index_line(
     ).line()
 
 
+def unissued_index_line(*, serial: int, revoked_at: datetime, reason_code: int | None) -> str:
+    """The line of a serial revoked without being issued here: no expiry, no subject."""
+    revocation = _revocation(revoked_at, reason_code)
+    return IndexEntry("R", NO_EXPIRY, revocation, openssl_serial(serial), "").line()
+
+
+def _revocation(revoked_at: datetime, reason_code: int | None) -> str:
+    revocation = openssl_time(revoked_at)
+    reason = OPENSSL_REASONS.get(reason_code or 0)
+    return revocation if reason is None else f"{revocation},{reason}"
+
+
 def index_entries(
     connection: Connection, *, now: datetime, issuer_key_id: str | None = None
 ) -> Iterator[str]:
-    """index.txt lines for every certificate (of one issuer, if given), in issuance order."""
+    """index.txt lines for every certificate (of one issuer, if given), in issuance order,
+    then for every serial revoked without being issued here, in revocation order."""
     query = select(
         certificates.c.serial,
         certificates.c.certificate,
@@ -202,6 +224,17 @@ def index_entries(
             revoked_at=parse_stored_time(row.revoked_at) if row.revoked_at else None,
             reason_code=row.revocation_reason_code,
             now=now,
+        )
+    unissued = select(
+        revoked_unissued.c.serial,
+        revoked_unissued.c.revoked_at,
+        revoked_unissued.c.revocation_reason_code,
+    ).order_by(revoked_unissued.c.revoked_position)
+    for revoked in connection.execute(unissued):
+        yield unissued_index_line(
+            serial=int(revoked.serial),
+            revoked_at=parse_stored_time(revoked.revoked_at),
+            reason_code=revoked.revocation_reason_code,
         )
 
 

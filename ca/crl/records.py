@@ -1,8 +1,13 @@
 """What CRLs are made from, and what was published: reads of the projections.
 
-Two projections feed the CRL: `certificates` (status, issuer, revocation time and reason)
-and `crls` (the latest CRL per issuer key). Both are inline, so each read reflects the
-ledger up to some position; `revocation_state` says which.
+Two projections feed the CRL: `certificates` (status, issuer, revocation time and reason,
+and in `revoked_unissued` the serials revoked without being issued here) and `crls` (the
+latest CRL per issuer key). Both are inline, so each read reflects the ledger up to some
+position; `revocation_state` says which.
+
+A serial revoked without being issued here has no known issuer and no known expiry, so
+every issuer's CRL lists it, for as long as CRLs are signed (step-ca does the same: its
+entry has no `ExpiresAt`, and only expired entries are dropped).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from sqlalchemy import Connection, func, select
 from ca.crl.builder import RevokedEntry
 from ledger import format_time
 from ledger.reads import head_position
-from projections.certificates import certificates
+from projections.certificates import certificates, revoked_unissued
 from projections.crls import crls
 
 __all__ = [
@@ -88,19 +93,22 @@ def latest_crl(
 
 
 def newest_revocation(connection: Connection, issuer_key_id: str) -> int:
-    """The ledger position of the issuer's latest revocation (0: none). One index probe."""
+    """The ledger position of the issuer's latest revocation (0: none), counting serials
+    revoked without being issued here, which every issuer's CRL lists. Two index probes."""
     value = connection.execute(
         select(func.max(certificates.c.revoked_position)).where(
             certificates.c.issuer_key_id == issuer_key_id
         )
     ).scalar()
-    return int(value or 0)
+    unissued = connection.execute(select(func.max(revoked_unissued.c.revoked_position))).scalar()
+    return max(int(value or 0), int(unissued or 0))
 
 
 def revocation_state(
     connection: Connection, issuer_key_id: str, *, expired_before: datetime
 ) -> RevocationState:
-    """The issuer's revoked certificates, less those that expired before `expired_before`.
+    """The issuer's revoked certificates, less those that expired before `expired_before`,
+    and every serial revoked without being issued here (no expiry: always listed).
 
     The head is read first: under PostgreSQL's READ COMMITTED the entries query may see
     later commits, never fewer, so every revocation up to `through` is in `entries`.
@@ -131,6 +139,23 @@ def revocation_state(
                 revoked_at=parse_stored_time(row.revoked_at),
                 reason_code=int(row.revocation_reason_code or 0),
                 not_after=parse_stored_time(row.not_after),
+            )
+        )
+    unissued = connection.execute(
+        select(
+            revoked_unissued.c.serial,
+            revoked_unissued.c.revoked_at,
+            revoked_unissued.c.revocation_reason_code,
+            revoked_unissued.c.revoked_position,
+        )
+    ).all()
+    for revoked in unissued:
+        through = max(through, int(revoked.revoked_position))
+        entries.append(
+            RevokedEntry(
+                serial=int(revoked.serial),
+                revoked_at=parse_stored_time(revoked.revoked_at),
+                reason_code=int(revoked.revocation_reason_code),
             )
         )
     return RevocationState(through, entries)

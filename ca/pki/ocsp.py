@@ -5,6 +5,12 @@ nothing here reads the time, the disk or the database. cryptography parses and s
 few lines of DER handling here exist for what it does not do (a request listing several
 certificates, the exact issuer name and key bytes a CertID hashes).
 
+A serial the CA never issued but revoked (`x509.revoked_unissued`) is answered "revoked" in
+the form RFC 6960 §2.2 prescribes for a "non-issued" certificate: reason certificateHold,
+revocation time 1970-01-01T00:00:00Z, no CRL entry extensions, and the extended revoked
+definition extension (§4.4.8: NULL, non-critical, in responseExtensions). Other serials we
+have no record of stay "unknown".
+
 A request may list several certificates, but cryptography's builder writes one
 SingleResponse per response: we answer the first and the client reports "no status" for the
 others (openssl does exactly that). Clients ask for one certificate in practice (RFC 5019).
@@ -16,7 +22,7 @@ import base64
 import binascii
 import contextlib
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 from urllib.parse import unquote
 
@@ -31,6 +37,8 @@ from ca.keys.files import PrivateKey
 __all__ = [
     "CERT_ID_HASHES",
     "DEFAULT_VALIDITY",
+    "EXTENDED_REVOKE",
+    "NON_ISSUED_REVOCATION_TIME",
     "CertificateStatus",
     "MalformedRequest",
     "Request",
@@ -43,6 +51,15 @@ __all__ = [
 
 DEFAULT_VALIDITY = timedelta(hours=1)
 """nextUpdate - thisUpdate: how long a client (or an HTTP cache) may keep an answer."""
+
+EXTENDED_REVOKE = x509.ObjectIdentifier("1.3.6.1.5.5.7.48.1.9")
+"""id-pkix-ocsp-extended-revoke (RFC 6960 §4.4.8); its value is NULL."""
+
+NON_ISSUED_REVOCATION_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+"""The revocationTime RFC 6960 §2.2 requires in a "revoked" answer for a non-issued
+certificate (with reason certificateHold)."""
+
+_DER_NULL = b"\x05\x00"
 
 # RFC 8954 §2.1: a nonce longer than 32 octets MUST be refused as malformed.
 MAX_NONCE = 32
@@ -97,6 +114,9 @@ class CertificateStatus:
     state: Literal["good", "revoked", "unknown"]
     revoked_at: datetime | None = None
     reason_code: int | None = None
+    non_issued: bool = False
+    """Revoked, though never issued here: the response claims the extended revoked
+    definition (RFC 6960 §2.2, §4.4.8)."""
 
     @classmethod
     def good(cls) -> CertificateStatus:
@@ -109,6 +129,12 @@ class CertificateStatus:
     @classmethod
     def revoked(cls, at: datetime, reason_code: int | None) -> CertificateStatus:
         return cls("revoked", at, reason_code)
+
+    @classmethod
+    def revoked_non_issued(cls) -> CertificateStatus:
+        """RFC 6960 §2.2's "revoked" for a non-issued certificate: certificateHold at
+        1970-01-01, whatever time and reason the revocation recorded (the CRL has those)."""
+        return cls("revoked", NON_ISSUED_REVOCATION_TIME, 6, non_issued=True)
 
 
 # -- requests ----------------------------------------------------------------------------
@@ -247,6 +273,10 @@ def build_response(
     )
     if request.nonce is not None:
         builder = builder.add_extension(x509.OCSPNonce(request.nonce), critical=False)
+    if status.non_issued:
+        builder = builder.add_extension(
+            x509.UnrecognizedExtension(EXTENDED_REVOKE, _DER_NULL), critical=False
+        )
     response = builder.sign(issuer_key, _signature_hash(issuer_key))
     return response.public_bytes(serialization.Encoding.DER)
 

@@ -16,9 +16,10 @@ from sqlalchemy import Engine, func, select
 
 from ca.keys.files import PublicKey
 from ca.ssh.keys import wire_b64
+from ca.ssh.krl import ANY_CA
 from ledger import format_time
 from projections.authority_keys import authority_keys
-from projections.ssh_certificates import ssh_certificates
+from projections.ssh_certificates import ssh_certificates, ssh_revoked_unissued
 from projections.ssh_hosts import ssh_hosts
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "ca_keys",
     "certificate_status",
     "revoked_serials",
+    "revoked_unissued",
 ]
 
 
@@ -42,7 +44,8 @@ class CAKeyRecord:
 @dataclass(frozen=True)
 class RevokedSerials:
     by_ca_key: dict[bytes, list[int]]
-    """CA key wire blob → revoked serials it signed."""
+    """CA key wire blob → revoked serials it signed; `ANY_CA` → serials revoked without
+    being issued here (no CA key is known for them)."""
     version: int
     """The ledger position of the newest revocation (0 if none)."""
 
@@ -54,6 +57,15 @@ def certificate_status(engine: Engine, serial: str) -> str | None:
             select(ssh_certificates.c.status).where(ssh_certificates.c.serial == serial)
         ).scalar_one_or_none()
     return None if value is None else str(value)
+
+
+def revoked_unissued(engine: Engine, serial: str) -> bool:
+    """Whether `serial` was revoked without ever being issued here (`ssh.revoked_unissued`)."""
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(ssh_revoked_unissued.c.serial).where(ssh_revoked_unissued.c.serial == serial)
+        ).first()
+    return found is not None
 
 
 def active_hosts(engine: Engine, now: datetime, principal: str | None = None) -> list[str]:
@@ -98,7 +110,8 @@ def ca_keys(engine: Engine) -> list[CAKeyRecord]:
 
 
 def revoked_serials(engine: Engine) -> RevokedSerials:
-    """Revoked SSH serials grouped by the CA key that signed them (retired keys included)."""
+    """Revoked SSH serials grouped by the CA key that signed them (retired keys included),
+    and those revoked without being issued here under `ANY_CA`."""
     blobs = {k.key_id: base64.b64decode(wire_b64(k.public_key)) for k in ca_keys(engine)}
     grouped: dict[bytes, list[int]] = defaultdict(list)
     with engine.connect() as connection:
@@ -108,8 +121,14 @@ def revoked_serials(engine: Engine) -> RevokedSerials:
             )
         ).all()
         version = connection.execute(select(func.max(ssh_certificates.c.revoked_position))).scalar()
+        unissued = connection.execute(select(ssh_revoked_unissued.c.serial)).scalars().all()
+        unissued_version = connection.execute(
+            select(func.max(ssh_revoked_unissued.c.revoked_position))
+        ).scalar()
     for serial, issuer in rows:
         blob = blobs.get(str(issuer))
         if blob is not None:
             grouped[blob].append(int(serial))
-    return RevokedSerials(dict(grouped), int(version or 0))
+    if unissued:
+        grouped[ANY_CA] = [int(serial) for serial in unissued]
+    return RevokedSerials(dict(grouped), max(int(version or 0), int(unissued_version or 0)))

@@ -3,6 +3,12 @@
 The format is OpenSSH's PROTOCOL.krl: a header, then one certificates section per CA key,
 each holding a serial-list subsection. sshd's `RevokedKeys FILE` and `ssh-keygen -Q -f FILE`
 read it. Pure: the version, the time and the serials are arguments.
+
+A section whose CA key is the empty string applies to every CA (PROTOCOL.krl §2: "ca_key
+may be an empty string to indicate the certificate section applies to all CAs"; `ssh-keygen
+-Q -l` prints it as "Wildcard CA"). Serials revoked without being issued here have no known
+CA key, so they go there (`ANY_CA`): a certificate with that serial from any of our keys is
+revoked.
 """
 
 from __future__ import annotations
@@ -11,7 +17,10 @@ import struct
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
-__all__ = ["KRL_MAGIC", "build_krl"]
+__all__ = ["ANY_CA", "KRL_MAGIC", "build_krl"]
+
+ANY_CA = b""
+"""The CA key of a certificates section that applies to every CA key."""
 
 KRL_MAGIC = b"SSHKRL\n\0"
 KRL_FORMAT_VERSION = 1
@@ -39,7 +48,8 @@ def build_krl(
     generated: datetime,
     comment: str = "",
 ) -> bytes:
-    """A KRL revoking, for each CA key (its wire blob), the certificates with those serials.
+    """A KRL revoking, for each CA key (its wire blob, or `ANY_CA`), the certificates with
+    those serials.
 
     `version` must grow whenever the content changes (the ledger position of the newest
     revocation does); `generated` is the time it is built.
@@ -54,8 +64,6 @@ def build_krl(
         + _string(comment.encode("utf-8"))
     )
     sections = b"".join(
-        _certificates_section(ca_key, serials)
-        for ca_key, serials in sorted(revoked.items())
-        if ca_key
+        _certificates_section(ca_key, serials) for ca_key, serials in sorted(revoked.items())
     )
     return header + sections

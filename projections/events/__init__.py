@@ -18,7 +18,7 @@ from projections.events.provisioners import (
     ProvisionerUpdated,
 )
 from projections.events.registry import BY_TYPE, EVENTS, decode, event_class
-from projections.events.ssh import SSHIssued, SSHRevoked
+from projections.events.ssh import SSHIssued, SSHRevoked, SSHRevokedUnissued
 from projections.events.streams import (
     ADMINS_STREAM,
     AUTHORITY_STREAM,
@@ -33,7 +33,7 @@ from projections.events.streams import (
 )
 from projections.events.tokens import TokenSpent
 from projections.events.values import SAN, ProvisionerRef
-from projections.events.x509 import CRLPublished, X509Issued, X509Revoked
+from projections.events.x509 import CRLPublished, X509Issued, X509Revoked, X509RevokedUnissued
 
 __all__ = [
     "ADMINS_STREAM",
@@ -59,10 +59,12 @@ __all__ = [
     "ProvisionerUpdated",
     "SSHIssued",
     "SSHRevoked",
+    "SSHRevokedUnissued",
     "Stream",
     "TokenSpent",
     "X509Issued",
     "X509Revoked",
+    "X509RevokedUnissued",
     "crl_stream",
     "decode",
     "event_class",

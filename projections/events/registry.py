@@ -13,9 +13,9 @@ from projections.events.provisioners import (
     ProvisionerRemoved,
     ProvisionerUpdated,
 )
-from projections.events.ssh import SSHIssued, SSHRevoked
+from projections.events.ssh import SSHIssued, SSHRevoked, SSHRevokedUnissued
 from projections.events.tokens import TokenSpent
-from projections.events.x509 import CRLPublished, X509Issued, X509Revoked
+from projections.events.x509 import CRLPublished, X509Issued, X509Revoked, X509RevokedUnissued
 
 EVENTS: tuple[type[Event], ...] = (
     AuthorityInitialized,
@@ -29,10 +29,12 @@ EVENTS: tuple[type[Event], ...] = (
     AdminRemoved,
     X509Issued,
     X509Revoked,
+    X509RevokedUnissued,
     CRLPublished,
     LedgerCheckpoint,
     SSHIssued,
     SSHRevoked,
+    SSHRevokedUnissued,
     TokenSpent,
 )
 """Every event type the CA writes, in the order the catalogue lists them."""

@@ -69,3 +69,28 @@ class SSHRevoked(Event):
     """The provisioner whose token authorized it; null for an SSHPOP token."""
     token_id: str | None = None
     """The one-time token spent on the request."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SSHRevokedUnissued(Event):
+    """An SSH serial this ledger never issued is revoked, on a provisioner's one-time token
+    (pre-revocation, or a certificate from before a migration). The KRL lists it in a
+    section for any CA key, since none is known; it takes the serial's stream, so the
+    ledger refuses a later issuance that draws the same serial."""
+
+    TYPE: ClassVar[str] = "ssh.revoked_unissued"
+    SCHEMA: ClassVar[int] = 1
+    STREAM: ClassVar[Stream] = SSH
+
+    serial: str
+    """The revoked serial (a uint64, decimal)."""
+    reason_code: int
+    """The RFC 5280 CRLReason code."""
+    reason: str
+    """The reason in words, as the requester gave it (may be empty)."""
+    revoked_at: str
+    """When (UTC, `ledger.format_time`)."""
+    provisioner: ProvisionerRef
+    """The provisioner whose token authorized it."""
+    token_id: str
+    """The one-time token spent on the request."""

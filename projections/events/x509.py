@@ -73,6 +73,34 @@ class X509Revoked(Event):
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class X509RevokedUnissued(Event):
+    """A serial this ledger never issued is revoked, on a provisioner's one-time token:
+    how operators pre-revoke, or revoke certificates from before a migration. Every CRL
+    lists it from then on (its expiry is unknown), OCSP answers "revoked" for it under any
+    of our issuers (RFC 6960 §2.2's non-issued form), and it takes the serial's stream, so
+    the ledger refuses a later issuance that draws the same serial."""
+
+    TYPE: ClassVar[str] = "x509.revoked_unissued"
+    SCHEMA: ClassVar[int] = 1
+    STREAM: ClassVar[Stream] = X509
+
+    serial: str
+    """The revoked serial (decimal)."""
+    reason_code: int
+    """The RFC 5280 CRLReason code."""
+    reason: str
+    """The reason in words, as the requester gave it (may be empty)."""
+    revoked_at: str
+    """When (UTC, `ledger.format_time`)."""
+    provisioner: ProvisionerRef
+    """The provisioner whose token authorized it."""
+    token_id: str
+    """The one-time token spent on the request."""
+    passive: bool = True
+    """step-ca's `passive` flag as requested; recorded only, as for `x509.revoked`."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class CRLPublished(Event):
     """An issuer's next CRL was signed. Appended expecting stream version `number` - 1, so
     two instances never publish one number twice."""

@@ -70,6 +70,11 @@ STORED: dict[str, dict[str, Any]] = {
         "revoked_at": "2031-03-01T01:00:00.000000Z", "token_id": "t2",
         "provisioner": PROVISIONER, "mtls": False, "passive": True,
     },
+    "x509.revoked_unissued": {
+        "serial": "456", "reason_code": 1, "reason": "issued before the migration",
+        "revoked_at": "2031-03-01T01:00:00.000000Z", "provisioner": PROVISIONER,
+        "token_id": "t5", "passive": True,
+    },
     "crl.published": {
         "issuer_key_id": "cd" * 32, "number": 3, "this_update": "2031-03-01T00:00:00.000000Z",
         "next_update": "2031-03-02T00:00:00.000000Z", "revoked_through": 40, "entries": 2,
@@ -90,6 +95,10 @@ STORED: dict[str, dict[str, Any]] = {
     "ssh.revoked": {
         "serial": "9", "reason_code": 0, "reason": "", "provisioner": None, "token_id": "t3",
         "revoked_at": "2031-03-01T01:00:00.000000Z",
+    },
+    "ssh.revoked_unissued": {
+        "serial": "10", "reason_code": 0, "reason": "", "provisioner": PROVISIONER,
+        "token_id": "t6", "revoked_at": "2031-03-01T01:00:00.000000Z",
     },
     "token.spent": {"token_id": "t4", "provisioner": PROVISIONER, "purpose": "admin"},
 }  # fmt: skip

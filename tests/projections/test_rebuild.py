@@ -29,7 +29,14 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, event, select, text
 
 import migrations
-from ledger import EventStore, NewEvent, create_engine, format_time, is_sqlite
+from ledger import (
+    ConcurrencyConflict,
+    EventStore,
+    NewEvent,
+    create_engine,
+    format_time,
+    is_sqlite,
+)
 from projections.activity import activity
 from projections.base import Projection
 from projections.certificates import certificates
@@ -48,8 +55,10 @@ from projections.events import (
     ProvisionerUpdated,
     SSHIssued,
     SSHRevoked,
+    SSHRevokedUnissued,
     X509Issued,
     X509Revoked,
+    X509RevokedUnissued,
 )
 from projections.runner import Projections
 
@@ -209,6 +218,31 @@ class Workload:
             )
         )
 
+    def revoked_unissued(self, serial: str | None = None) -> NewEvent:
+        """A serial no event issued, revoked on a provisioner's token (pre-revocation)."""
+        return self._event(
+            X509RevokedUnissued(
+                serial=serial or str(self.rng.getrandbits(128) | 1),
+                reason_code=self.rng.choice(sorted(REASONS)),
+                reason="issued before the migration",
+                revoked_at=format_time(START + timedelta(minutes=len(self.serials) * 7 + 5)),
+                provisioner=sorted(self.provisioners.items())[0][1],
+                token_id=self._id(),
+            )
+        )
+
+    def ssh_revoked_unissued(self, serial: str | None = None) -> NewEvent:
+        return self._event(
+            SSHRevokedUnissued(
+                serial=serial or str(self.rng.getrandbits(64) | 1),
+                reason_code=1,
+                reason="keyCompromise",
+                revoked_at=format_time(START + timedelta(minutes=len(self.ssh_serials) * 5 + 4)),
+                provisioner=sorted(self.provisioners.items())[0][1],
+                token_id=self._id(),
+            )
+        )
+
     def policy_set(self, scope: str, provisioner_id: str | None, dns: list[str] | None) -> NewEvent:
         policy = None if dns is None else {"allow": {"dns": dns}, "deny": {"dns": ["db.internal"]}}
         return self._event(PolicySet(scope=scope, provisioner_id=provisioner_id, policy=policy))
@@ -317,6 +351,8 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
         mixed.append(work.issued())
         if n % 4 == 0:
             mixed.append(work.revoked(token_id=work._id() if n % 3 == 0 else None))
+        if n % 37 == 0:
+            mixed.append(work.revoked_unissued())
     append_in_groups(mixed)
     store.append([work.crl_published(work.issuer_key_id, n) for n in (1, 2)])
     store.append([work.provisioner_removed(by_name["legacy-vpn"])])
@@ -332,6 +368,8 @@ def append_workload(store: EventStore, seed: int = 20310301) -> Workload:
     store.append([work.ssh_revoked(first), work.ssh_revoked(third)])
     fresh = work.ssh_issued("host")
     store.append([fresh, work.ssh_revoked(work.ssh_serials[-1])])
+    store.append([work.ssh_revoked_unissued(), work.ssh_issued("user")])
+    store.append([work.ssh_revoked_unissued()])
     return work
 
 
@@ -365,7 +403,8 @@ def test_every_projection_rebuilt_from_zero_equals_its_live_state(
     store: EventStore, worked: Workload
 ) -> None:
     types = Counter(e.type for e in store.read())
-    assert len(types) == 12 and types[X509Issued.TYPE] == 205 and types[X509Revoked.TYPE] == 29
+    assert len(types) == 14 and types[X509Issued.TYPE] == 205 and types[X509Revoked.TYPE] == 29
+    assert types[X509RevokedUnissued.TYPE] == 3 and types[SSHRevokedUnissued.TYPE] == 2
     projections = caught_up(store)
     for projection in projections.all:
         live = snapshot(store.engine, projection)
@@ -390,6 +429,7 @@ CORRUPTIONS = {
         "INSERT INTO certificates (serial, subject, sans, not_before, not_after, status,"
         " issuer_key_id, certificate, issued_position) VALUES ('42', 'CN=phantom', '[]',"
         " '2031-01-01T00:00:00.000000Z', '2031-01-02T00:00:00.000000Z', 'valid', 'k', 'x', 1)",
+        "DELETE FROM revoked_unissued WHERE serial = (SELECT min(serial) FROM revoked_unissued)",
     ],
     "provisioners": [
         "UPDATE provisioners SET name = 'hijacked', claims = '{}' WHERE name = 'ci-runner-2031'",
@@ -416,6 +456,7 @@ CORRUPTIONS = {
         "UPDATE ssh_certificates SET status = 'valid', revoked_at = NULL",
         "DELETE FROM ssh_certificates WHERE serial ="
         " (SELECT min(serial) FROM ssh_certificates WHERE cert_type = 'user')",
+        "UPDATE ssh_revoked_unissued SET revocation_reason_code = 9",
     ],
     "ssh_hosts": [
         "DELETE FROM ssh_hosts WHERE serial = (SELECT min(serial) FROM ssh_hosts)",
@@ -640,6 +681,43 @@ def test_a_revoked_ssh_certificate_cannot_renew_or_be_revoked_again_and_nothing_
     _refused(store, [ca.ssh_revoked("4242")], "never issued")
     again = dataclasses.replace(SSHIssued.from_payload(host.data), token_id=None)
     _refused(store, [again.to_new_event()], "already issued")
+
+
+def test_a_serial_revoked_without_being_issued_cannot_be_revoked_again_and_nothing_is_written(
+    store: EventStore, ca: Workload
+) -> None:
+    serial = "98765432109876543210"
+    store.append([ca.revoked_unissued(serial)])
+    _refused(store, [ca.revoked_unissued(serial)], "already revoked")
+    _refused(store, [ca.revoked(serial)], "unknown or already revoked")
+    store.append([ca.ssh_revoked_unissued("4242")])
+    _refused(store, [ca.ssh_revoked_unissued("4242")], "already revoked")
+    _refused(store, [ca.ssh_revoked("4242")], "unknown or already revoked")
+
+
+def test_a_serial_this_ledger_issued_is_not_revoked_as_never_issued_and_nothing_is_written(
+    store: EventStore, ca: Workload
+) -> None:
+    _refused(store, [ca.revoked_unissued(ca.serials[0])], "was issued here")
+    store.append([ca.ssh_issued("host")])
+    _refused(store, [ca.ssh_revoked_unissued(ca.ssh_serials[-1])], "was issued here")
+
+
+def test_a_serial_revoked_without_being_issued_is_never_issued_later(
+    store: EventStore, ca: Workload
+) -> None:
+    # Issuance appends expecting the serial's stream to be fresh (x509_issuance,
+    # ssh_issuance): the revocation is on it already, so the ledger refuses the
+    # certificate, and a revoked serial never reads as valid.
+    store.append([ca.revoked_unissued("555"), ca.ssh_revoked_unissued("556")])
+    x509 = ca.issued("555")
+    host = dataclasses.replace(SSHIssued.from_payload(ca.ssh_issued("host").data), serial="556")
+    count = store.count()
+    with pytest.raises(ConcurrencyConflict):
+        store.append([x509], expected={"x509/555": 0})
+    with pytest.raises(ConcurrencyConflict):
+        store.append([host.to_new_event()], expected={host.stream: 0})
+    assert store.count() == count
 
 
 def test_one_refused_event_refuses_its_whole_append(store: EventStore, ca: Workload) -> None:

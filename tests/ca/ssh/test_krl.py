@@ -13,7 +13,7 @@ from support.ssh import NOW, SSH_KEYGEN, make_certificate, needs_ssh_keygen
 
 from ca.ssh.certificates import certificate_line
 from ca.ssh.keys import wire_b64
-from ca.ssh.krl import KRL_MAGIC, build_krl
+from ca.ssh.krl import ANY_CA, KRL_MAGIC, build_krl
 
 pytestmark = needs_ssh_keygen
 
@@ -55,6 +55,25 @@ def test_ssh_keygen_finds_exactly_the_listed_serials_of_the_listed_ca_revoked(
         cert = tmp_path / f"{which}-{serial}-cert.pub"
         cert.write_text(certificate_line(make_certificate(ca, subject, serial=serial)) + "\n")
         assert _query(krl, cert) is revoked, (which, serial)
+
+
+def test_a_serial_under_any_ca_is_revoked_whichever_ca_key_signed_it(tmp_path: Path) -> None:
+    # PROTOCOL.krl: an empty ca_key makes the section apply to every CA (serials revoked
+    # without being issued here have no known CA key).
+    ours, other = ec.generate_private_key(ec.SECP256R1()), ed25519.Ed25519PrivateKey.generate()
+    subject = ed25519.Ed25519PrivateKey.generate()
+    krl = tmp_path / "krl"
+    krl.write_bytes(build_krl({ANY_CA: [77], _blob(ours): [5]}, version=3, generated=NOW))
+    for name, ca, serial, revoked in [
+        ("ours", ours, 77, True),
+        ("other", other, 77, True),
+        ("ours", ours, 5, True),
+        ("other", other, 5, False),
+        ("ours", ours, 78, False),
+    ]:
+        cert = tmp_path / f"{name}-{serial}-cert.pub"
+        cert.write_text(certificate_line(make_certificate(ca, subject, serial=serial)) + "\n")
+        assert _query(krl, cert) is revoked, (name, serial)
 
 
 def test_an_empty_krl_is_valid_and_revokes_nothing(tmp_path: Path) -> None:
