@@ -324,7 +324,7 @@ def _revoke_unissued(
 ) -> Revoked:
     """Revoke a serial this ledger never issued: `x509.revoked_unissued` on its fresh stream."""
     already = BadRequest(f"certificate with serial number {serial} is already revoked")
-    if grant.provisioner is None:
+    if grant.provisioner is None or not grant.names_any_serial:
         raise AuthError("only a provisioner's token can revoke a serial this CA never issued")
     if _revoked_unissued(authority, serial):
         raise already

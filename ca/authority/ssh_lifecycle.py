@@ -186,7 +186,7 @@ def _revoke_unissued(
     stream."""
     already = BadRequest(f"ssh certificate with serial number {serial} is already revoked")
     ref = grant.provisioner
-    if ref is None:
+    if ref is None or not grant.names_any_serial:
         raise AuthError("only a provisioner's token can revoke a serial this CA never issued")
     engine = authority.runtime.engine
     if revoked_unissued(engine, serial):

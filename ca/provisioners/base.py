@@ -97,6 +97,9 @@ class RevokeGrant:
     provisioner: ProvisionerRef | None
     token_id: str
     actor_extra: Mapping[str, Any] = field(default_factory=dict)
+    names_any_serial: bool = True
+    """Whether the grant may name a serial this ledger never issued (a pre-revocation): a
+    provisioner's one-time token may; a proof of possession of a certificate may not."""
 
 
 @dataclass(frozen=True)

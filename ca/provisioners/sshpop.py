@@ -144,4 +144,4 @@ class SSHPOP(Unsupported):
         proven = self._proven(token, "revoke", context)
         if proven.serial != serial or proven.subject != serial:
             raise PolicyError(f"the sshpop token does not name serial number {serial}")
-        return RevokeGrant(self.ref, proven.token_id)
+        return RevokeGrant(self.ref, proven.token_id, names_any_serial=False)
