@@ -39,6 +39,15 @@ from ca.ssh.certificates import parse_certificate
 pytestmark = needs_ssh_keygen
 
 
+BASTION_CONFIG = """
+[[ssh_bastions]]
+hosts = ["*.internal.example"]
+hostname = "jump.internal.example"
+user = "jump"
+port = 2222
+"""
+
+
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CAHome, RunningCA, RunningCA]]:
     """One CA with its SSH keys set up by `ledgerca ssh init`, served by two instances."""
@@ -58,6 +67,8 @@ def pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[CAHome, Run
         "--claims", json.dumps({"enableSSHCA": True, "enableSSHAddUser": True}),
         home=ca.home,
     )  # fmt: skip
+    with (ca.home / "config" / "ca.toml").open("a") as config:
+        config.write(BASTION_CONFIG)
     first, second = start_ca(ca), None
     try:
         second = start_ca(ca, port=free_port())
@@ -206,6 +217,29 @@ def test_a_host_certificate_gets_no_add_user_certificate_as_in_step_ca(
     )  # fmt: skip
     assert response.status_code == 201, response.text
     assert "addUserCrt" not in response.json()
+
+
+def test_ssh_bastion_answers_step_ssh_proxycommand_per_host_pattern(
+    pair: tuple[CAHome, RunningCA, RunningCA],
+) -> None:
+    # What `step ssh proxycommand %r %h %p` asks before it connects.
+    _, first, second = pair
+    jump = {"hostname": "jump.internal.example", "user": "jump", "port": "2222"}
+    for running in (first, second):
+        with running.client() as client:
+            managed = client.post(
+                "/1.0/ssh/bastion", json={"user": "alice", "hostname": "web1.internal.example"}
+            )
+            direct = client.post("/ssh/bastion", json={"user": "alice", "hostname": "github.com"})
+            itself = client.post(
+                "/1.0/ssh/bastion", json={"user": "jump", "hostname": "jump.internal.example"}
+            )
+            empty = client.post("/1.0/ssh/bastion", json={"user": "alice"})
+        assert managed.status_code == 200, managed.text
+        assert managed.json() == {"hostname": "web1.internal.example", "bastion": jump}
+        assert direct.json() == {"hostname": "github.com"}
+        assert itself.json() == {"hostname": "jump.internal.example"}
+        assert empty.status_code == 400
 
 
 def test_a_host_certificate_gets_the_host_defaults_and_no_extensions(
