@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -27,13 +28,23 @@ def start(
     sys.exit(code)
 
 
+def default_workers() -> int:
+    """One worker per CPU this process may run on (1 to 64): issuance is CPU-bound, and a
+    single worker leaves the other cores idle."""
+    try:
+        count = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        count = os.cpu_count() or 1
+    return max(1, min(64, count))
+
+
 @click.command()
 @click.option("--address", help="Listen on HOST:PORT instead of the configured address.")
 @click.option(
     "--workers",
     type=click.IntRange(1, 64),
-    default=1,
-    show_default=True,
+    default=default_workers,
+    show_default="one per CPU",
     help="Worker processes sharing the listening socket.",
 )
 @click.option(

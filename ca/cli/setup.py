@@ -12,7 +12,7 @@ from ca.authority.initialize import (
     initialize,
     write_intermediate_csr,
 )
-from ca.cli.serve import start
+from ca.cli.serve import default_workers, start
 from ca.config import DEFAULT_BODY_LIMIT
 from ca.home import Home
 
@@ -186,7 +186,9 @@ def init(
 )
 @click.option("--address", default="127.0.0.1:8443", show_default=True, help="Listen address.")
 @click.option("--password-file", type=PasswordFile, help="The CA keys' password file.")
-@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True)
+@click.option(
+    "--workers", type=click.IntRange(1, 64), default=default_workers, show_default="one per CPU"
+)
 @click.pass_obj
 def up(
     home: Home, name: str, dns: str, address: str, password_file: Path | None, workers: int

@@ -438,6 +438,8 @@ def test_up_initialises_a_new_home_once(tmp_path: Path) -> None:
     assert root.fingerprint(hashes.SHA256()).hex() == fingerprint
     assert str(home / "secrets/ca_password") in first
     assert f"X.509 Root Fingerprint: {fingerprint}" in first
+    # Without --workers, one worker per CPU the process may use.
+    assert f"with {len(os.sched_getaffinity(0))} worker(s)" in first
     # What `up` itself wrote; the CRL publisher and checkpointer append on their own clock.
     head = [e.position for e in ledger_events(home) if e.type not in BACKGROUND_EVENTS]
     state = _ca_files(home)
