@@ -10,9 +10,8 @@ refusal is step-ca's error body and writes nothing. The CRL, OCSP and KRL answer
 
 from __future__ import annotations
 
-import asyncio
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +22,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 from joserfc.jwk import ECKey
 from sqlalchemy import select
+from support.asgi import BASE, assert_refused, call
 from support.ca_server import (
     PASSWORD,
     CAHome,
@@ -35,7 +35,6 @@ from support.ca_server import (
 )
 from support.ssh import make_certificate
 
-from ca.api.app import create_app
 from ca.authority.authority import Authority
 from ca.client.ssh import sshpop_token
 from ca.home import Home
@@ -43,8 +42,6 @@ from ca.runtime import open_runtime
 from ca.ssh.certificates import certificate_line
 from ledger import EventStore, RecordedEvent
 from projections.used_tokens import used_tokens
-
-BASE = "https://localhost"
 
 
 @dataclass
@@ -55,12 +52,7 @@ class API:
     kid: str
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=create_app(self.authority))
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                return await client.request(method, path, **kwargs)
-
-        return asyncio.run(send())
+        return call(self.authority, method, path, **kwargs)
 
     def token(self, subject: str, operation: str = "revoke", **kwargs: Any) -> str:
         audience = f"{BASE}/1.0/{operation}"
@@ -100,16 +92,8 @@ def fresh_serial() -> str:
     return str(secrets.randbits(127) | 1)
 
 
-def refused(api: API, status: int, response_of: Any) -> str:
-    """`response_of()` must be refused with `status` and step-ca's error body, writing
-    nothing; the message, for the caller to check."""
-    before = event_count(api.ca)
-    response: httpx.Response = response_of()
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"status", "message"} and body["status"] == status
-    assert event_count(api.ca) == before
-    return str(body["message"])
+def refused(api: API, status: int, response_of: Callable[[], httpx.Response]) -> str:
+    return assert_refused(api.ca, status, response_of)
 
 
 # -- X.509 -------------------------------------------------------------------------------

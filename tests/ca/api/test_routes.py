@@ -7,7 +7,6 @@ server's own certificate) or real clients stay in `tests/integration/`.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
 import json
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from joserfc.jwk import ECKey
+from support.asgi import BASE, assert_refused, call
 from support.ca_server import (
     PASSWORD,
     CAHome,
@@ -29,12 +29,9 @@ from support.ca_server import (
     provisioner_key,
 )
 
-from ca.api.app import create_app
 from ca.authority.authority import Authority
 from ca.home import Home
 from ca.runtime import open_runtime
-
-BASE = "https://localhost"
 
 
 @dataclass
@@ -45,12 +42,7 @@ class API:
     kid: str
 
     def call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=create_app(self.authority))
-            async with httpx.AsyncClient(transport=transport, base_url=BASE) as client:
-                return await client.request(method, path, **kwargs)
-
-        return asyncio.run(send())
+        return call(self.authority, method, path, **kwargs)
 
     def token(self, subject: str, operation: str = "sign", **kwargs: Any) -> str:
         audience = f"{BASE}/1.0/{operation}"
@@ -75,14 +67,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[API]:
 def refused(api: API, status: int, method: str, path: str, **kwargs: Any) -> str:
     """Send a request that must be refused with `status` and step-ca's error body, writing
     nothing; the message, for the caller to check."""
-    before = event_count(api.ca)
-    response = api.call(method, path, **kwargs)
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"status", "message"}
-    assert body["status"] == status
-    assert event_count(api.ca) == before
-    return str(body["message"])
+    return assert_refused(api.ca, status, lambda: api.call(method, path, **kwargs))
 
 
 def test_health_and_version_answer_under_both_prefixes(api: API) -> None:

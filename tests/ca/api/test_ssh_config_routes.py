@@ -7,7 +7,6 @@ Every refusal is a 400 (404 without SSH keys) in step-ca's error shape, with no 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support.ca_server import PASSWORD, CAHome, event_count, init_ca
+from support.asgi import assert_refused, call
+from support.ca_server import PASSWORD, CAHome, init_ca
 
-from ca.api.app import create_app
 from ca.authority.authority import Authority
 from ca.home import Home
 from ca.runtime import open_runtime
@@ -55,21 +54,10 @@ class Site:
     authority: Authority
 
     def call(self, path: str, body: Any) -> httpx.Response:
-        async def send() -> httpx.Response:
-            transport = httpx.ASGITransport(app=create_app(self.authority))
-            async with httpx.AsyncClient(transport=transport, base_url="https://ca") as client:
-                return await client.post(path, json=body)
-
-        return asyncio.run(send())
+        return call(self.authority, "POST", path, base_url="https://ca", json=body)
 
     def refused(self, status: int, path: str, body: Any) -> str:
-        before = event_count(self.ca)
-        response = self.call(path, body)
-        assert response.status_code == status, response.text
-        assert set(response.json()) == {"status", "message"}
-        assert response.json()["status"] == status
-        assert event_count(self.ca) == before
-        return str(response.json()["message"])
+        return assert_refused(self.ca, status, lambda: self.call(path, body))
 
 
 def _site(base: Path, *extra: str, tables: str = "") -> Site:
@@ -197,12 +185,9 @@ def test_step_ssh_config_gets_step_cas_four_user_templates_scoped_by_check_host(
 
 
 def _roots(site: Site) -> dict[str, list[str]]:
-    async def send() -> httpx.Response:
-        transport = httpx.ASGITransport(app=create_app(site.authority))
-        async with httpx.AsyncClient(transport=transport, base_url="https://ca") as client:
-            return await client.get("/ssh/roots")
-
-    answer: dict[str, list[str]] = asyncio.run(send()).json()
+    answer: dict[str, list[str]] = call(
+        site.authority, "GET", "/ssh/roots", base_url="https://ca"
+    ).json()
     return answer
 
 
