@@ -136,17 +136,20 @@ def sign(authority: Authority, request: SSHSignRequest, info: RequestInfo) -> SS
         valid_before=valid_before,
         extensions=DEFAULT_USER_EXTENSIONS if cert_type == "user" else (),
     )
-    signer = ca_signer(authority, issuer)
-    certificate = issue(prepare(wanted, public_key, signer))
-    add_user = None
-    principal = wants_add_user(certificate) if add_user_key is not None else None
-    if add_user_key is not None and principal is not None:
+    add_user_wanted = None
+    principal = wants_add_user(wanted) if add_user_key is not None else None
+    if principal is not None:
         if not grant.claims.enable_ssh_add_user:
             raise PolicyError(
                 f"provisioner {provisioner.name!r} does not sign add-user certificates "
                 "(its claims do not set enableSSHAddUser)"
             )
-        add_user = issue(prepare(add_user_request(certificate, principal), add_user_key, signer))
+        add_user_wanted = add_user_request(wanted, principal)
+    signer = ca_signer(authority, issuer)
+    certificate = issue(prepare(wanted, public_key, signer))
+    add_user = None
+    if add_user_wanted is not None and add_user_key is not None:
+        add_user = issue(prepare(add_user_wanted, add_user_key, signer))
     position = record_issued(
         authority,
         certificate,

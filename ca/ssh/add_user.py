@@ -11,17 +11,16 @@ ledgerca signs it only for provisioners whose claims say `enableSSHAddUser` (ste
 it for any), and only for a principal that is a plain POSIX user name: the principal goes
 into a shell command that runs with sudo on the host.
 
-Pure: what to sign is a function of the certificate it goes with.
+Pure: what to sign is a function of the request it goes with, checked before either is
+signed.
 """
 
 from __future__ import annotations
 
 import re
 
-from cryptography.hazmat.primitives.serialization import SSHCertificate
-
 from ca.errors import PolicyError
-from ca.ssh.certificates import SSHRequest, cert_type_of, times_of
+from ca.ssh.certificates import SSHRequest
 
 __all__ = ["ADD_USER_COMMAND", "ADD_USER_PRINCIPAL", "add_user_request", "wants_add_user"]
 
@@ -33,33 +32,33 @@ ADD_USER_COMMAND = "sudo useradd -m <principal>; nc -q0 localhost 22"
 _USER_NAME = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 
 
-def wants_add_user(certificate: SSHCertificate) -> str | None:
-    """The principal to create, when `certificate` can carry an add-user certificate (a user
-    certificate for one principal, or two where the second is an e-mail address, as
-    step-ca's `IsValidForAddUser` reads it); None otherwise, and step-ca then signs none."""
-    if cert_type_of(certificate) != "user":
+def wants_add_user(request: SSHRequest) -> str | None:
+    """The principal to create, when the certificate `request` describes can carry an
+    add-user certificate (a user certificate for one principal, or two where the second is
+    an e-mail address, as step-ca's `IsValidForAddUser` reads it); None otherwise, and
+    step-ca then signs none."""
+    if request.cert_type != "user":
         return None
-    principals = [p.decode("utf-8", "replace") for p in certificate.valid_principals]
+    principals = request.principals
     if len(principals) == 1 or (len(principals) == 2 and principals[1].find("@") > 0):
         return principals[0]
     return None
 
 
-def add_user_request(certificate: SSHCertificate, principal: str) -> SSHRequest:
-    """The add-user certificate to sign beside `certificate`; PolicyError when the principal
-    is not a user name a shell command may safely carry."""
+def add_user_request(request: SSHRequest, principal: str) -> SSHRequest:
+    """The add-user certificate to sign beside the one `request` describes; PolicyError when
+    the principal is not a user name a shell command may safely carry."""
     if not _USER_NAME.fullmatch(principal):
         raise PolicyError(
             f"add-user certificates are signed only for plain user names "
             f"(lower-case letters, digits, '_' and '-'), not {principal[:40]!r}"
         )
-    valid_after, valid_before = times_of(certificate)
     return SSHRequest(
         cert_type="user",
         key_id=f"{principal}-{ADD_USER_PRINCIPAL}",
         principals=(ADD_USER_PRINCIPAL,),
-        valid_after=valid_after,
-        valid_before=valid_before,
+        valid_after=request.valid_after,
+        valid_before=request.valid_before,
         extensions=(),
         critical_options=(("force-command", ADD_USER_COMMAND.replace("<principal>", principal)),),
     )
